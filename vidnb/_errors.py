@@ -1,0 +1,190 @@
+"""Errors raised by vidnb.
+
+Every failure a user can meet is one of these; errors from aiohttp and the
+operating system are translated in :func:`translate` (and only there), with the
+original exception chained as ``__cause__``::
+
+    VidnbError
+    ├── InvalidURLError          (also ValueError)  the URL cannot be fetched as given
+    ├── HTTPStatusError                             the server answered with an error status
+    ├── NetworkError                                connection refused, reset, timed out
+    ├── IncompleteDownloadError                     fewer bytes arrived than announced
+    ├── ChecksumError                               the bytes do not match the expected sha256
+    ├── NotAVideoError                              the body is not a video (an HTML page, ...)
+    ├── TooLargeError                               larger than ``max_bytes``
+    └── DestinationError (also OSError)             cannot write where asked (no space, ...)
+
+Messages say what happened and what to do next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+from pathlib import Path
+
+from ._fmt import human_bytes
+
+__all__ = [
+    "VidnbError",
+    "InvalidURLError",
+    "HTTPStatusError",
+    "NetworkError",
+    "IncompleteDownloadError",
+    "ChecksumError",
+    "NotAVideoError",
+    "TooLargeError",
+    "DestinationError",
+    "translate",
+]
+
+
+class VidnbError(Exception):
+    """Base class of every error vidnb raises on purpose."""
+
+    #: Whether trying the same request again may succeed.
+    retryable: bool = False
+
+
+class InvalidURLError(VidnbError, ValueError):
+    """The URL is malformed or uses a scheme vidnb will not fetch."""
+
+    def __init__(self, message: str, url: str | None = None) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class HTTPStatusError(VidnbError):
+    """The server answered with a status that is not a success.
+
+    Attributes
+    ----------
+    status : int
+        The HTTP status code.
+    url : str
+        The URL that answered (redacted of credentials).
+    retry_after : float or None
+        Seconds the server asked us to wait, from ``Retry-After``.
+    """
+
+    def __init__(self, status: int, url: str, reason: str = "", retry_after: float | None = None) -> None:
+        self.status = status
+        self.url = url
+        self.retry_after = retry_after
+        what = f"HTTP {status}{' ' + reason if reason else ''} from {url}"
+        super().__init__(f"{what}. {_status_hint(status)}")
+
+    @property
+    def retryable(self) -> bool:  # type: ignore[override]
+        return self.status in (408, 429) or self.status >= 500
+
+
+def _status_hint(status: int) -> str:
+    if status in (401, 403):
+        return "The server refused access: check the URL, or pass credentials with headers=."
+    if status == 404:
+        return "Nothing is there: check the URL."
+    if status in (408, 429) or status >= 500:
+        return "The server is busy or failing: try again later, or raise retries=."
+    if 300 <= status < 400:
+        return "The redirect could not be followed."
+    return "Check the URL and the request headers."
+
+
+class NetworkError(VidnbError):
+    """The connection failed, was reset, or timed out."""
+
+    retryable = True
+
+
+class IncompleteDownloadError(VidnbError):
+    """The body ended before all announced bytes arrived."""
+
+    retryable = True
+
+    def __init__(self, message: str, received: int = 0, expected: int | None = None) -> None:
+        super().__init__(message)
+        self.received = received
+        self.expected = expected
+
+
+class ChecksumError(VidnbError):
+    """The downloaded bytes do not hash to the expected sha256."""
+
+    def __init__(self, message: str, expected: str = "", actual: str = "") -> None:
+        super().__init__(message)
+        self.expected = expected
+        self.actual = actual
+
+
+class NotAVideoError(VidnbError):
+    """The body is not a recognised video container (with ``require_video=True``)."""
+
+
+class TooLargeError(VidnbError):
+    """The video is larger than ``max_bytes``."""
+
+    def __init__(self, message: str, limit: int = 0, size: int | None = None) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.size = size
+
+
+class DestinationError(VidnbError, OSError):
+    """vidnb cannot write the file where it was asked to."""
+
+    def __init__(self, message: str, path: Path | str | None = None, needed: int | None = None) -> None:
+        # OSError.__init__ with one argument keeps str(exc) == message.
+        super().__init__(message)
+        self.path = Path(path) if path is not None else None
+        self.needed = needed
+
+
+def translate(exc: BaseException, *, url: str = "", path: Path | None = None, needed: int | None = None) -> VidnbError:
+    """Map an aiohttp, asyncio or OS error to the matching :class:`VidnbError`.
+
+    The caller raises the result ``from exc``. Errors that are already ours pass through.
+    """
+    if isinstance(exc, VidnbError):
+        return exc
+    import aiohttp  # local: this module stays importable without touching aiohttp at import
+
+    if isinstance(exc, aiohttp.TooManyRedirects):
+        return HTTPStatusError(exc.status or 310, url, "too many redirects (more than 10)")
+    if isinstance(exc, (aiohttp.InvalidUrlRedirectClientError, aiohttp.NonHttpUrlRedirectClientError)):
+        return InvalidURLError(
+            f"{url} redirected to a URL vidnb will not follow ({exc}); only http and https redirects are followed.",
+            url,
+        )
+    if isinstance(exc, aiohttp.InvalidURL):
+        return InvalidURLError(f"Invalid URL {url}: {exc}. Check for typos.", url)
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return HTTPStatusError(exc.status, url, exc.message or "")
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return IncompleteDownloadError(
+            f"The connection to {url} broke in the middle of the body ({exc}). "
+            "The partial file is kept; run the same call again to resume."
+        )
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+        return NetworkError(
+            f"Timed out talking to {url}. The server is slow or unreachable: try again, or pass a larger timeout=."
+        )
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return NetworkError(f"Cannot connect to {url}: {exc.os_error.strerror or exc}. Is the server up?")
+    if isinstance(exc, aiohttp.ClientError):
+        return NetworkError(f"Network error talking to {url}: {type(exc).__name__}: {exc}")
+    if isinstance(exc, OSError):
+        where = f" {path}" if path else ""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            need = f" About {human_bytes(needed)} more is needed." if needed else ""
+            return DestinationError(
+                f"No space left on the device holding{where}.{need} "
+                "The partial file is kept: free some space and run the same call again to resume.",
+                path,
+                needed,
+            )
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            return DestinationError(f"Not allowed to write{where}: {exc.strerror}. Choose a writable folder.", path)
+        return DestinationError(f"Cannot write{where}: {exc.strerror or exc}.", path)
+    return VidnbError(f"{type(exc).__name__}: {exc}")
+
