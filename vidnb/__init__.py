@@ -1,0 +1,76 @@
+"""vidnb: download and preview video from Jupyter notebooks, fast and safely.
+
+>>> import vidnb
+>>> result = await vidnb.download("https://example.com/clip.mp4", "videos/")  # doctest: +SKIP
+>>> vidnb.preview(result)                                                    # doctest: +SKIP
+
+Widgets, IPython and tqdm are imported only when a notebook feature is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from ._download import DownloadResult, Retry, download, save_video_from_url
+from ._errors import (
+    ChecksumError,
+    DestinationError,
+    HTTPStatusError,
+    IncompleteDownloadError,
+    InvalidURLError,
+    NetworkError,
+    NotAVideoError,
+    TooLargeError,
+    VidnbError,
+)
+from ._progress import ProgressEvent, ProgressReporter
+from ._read import get_video_data, read_video
+from ._runner import DownloadTask, download_sync, running_tasks, start
+
+__version__ = "0.1.0"
+
+# Names whose modules import ipywidgets / IPython: loaded on first use.
+_LAZY = {
+    "DownloadPanel": "vidnb.widgets",
+    "preview": "vidnb.widgets",
+    "demo": "vidnb.demo",
+}
+
+__all__ = [
+    "download",
+    "download_sync",
+    "start",
+    "running_tasks",
+    "DownloadTask",
+    "DownloadResult",
+    "Retry",
+    "ProgressEvent",
+    "ProgressReporter",
+    "save_video_from_url",
+    "get_video_data",
+    "read_video",
+    "VidnbError",
+    "InvalidURLError",
+    "HTTPStatusError",
+    "NetworkError",
+    "IncompleteDownloadError",
+    "ChecksumError",
+    "NotAVideoError",
+    "TooLargeError",
+    "DestinationError",
+    *_LAZY,
+]
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vidnb' has no attribute {name!r}")
+    mod = importlib.import_module(module)
+    value = mod if module.endswith("." + name) else getattr(mod, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,780 @@
+"""The download engine: one HTTP stream into a ``.part`` file, resumed, retried, verified.
+
+One call of :func:`download` goes through these steps, each of which may end it:
+
+1. validate the URL and options (no network yet);
+2. if the destination is a file that exists and ``overwrite`` is off: return at once (``skipped``);
+3. lock the destination (across processes), then per attempt: ask for the bytes not yet on
+   disk (``Range`` + ``If-Range``), check the answer really continues them, sniff the first
+   bytes, stream the body into the ``.part`` through a writer thread;
+4. check the byte count and the optional sha256, rename the ``.part`` onto the destination.
+
+Errors that may pass (connection drops, timeouts, 408/429/5xx) are retried with backoff;
+the ``.part`` and its sidecar stay, so the next attempt, the next call or the next process
+continues where this one stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import hashlib
+import logging
+import os
+import random
+import re
+import ssl
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Union
+
+import aiohttp
+
+from . import _files
+from ._errors import (
+    ChecksumError,
+    DestinationError,
+    HTTPStatusError,
+    IncompleteDownloadError,
+    NotAVideoError,
+    TooLargeError,
+    VidnbError,
+    translate,
+)
+from ._fmt import human_bytes, human_rate
+from ._progress import ProgressOption, Tracker, make_reporter
+from ._sniff import SNIFF_BYTES, describe_non_video, format_from_name, is_hls_playlist, sniff
+from ._urls import choose_filename, redact_url, validate_url
+
+log = logging.getLogger("vidnb")
+
+#: Seconds to wait for a connection, and for each read of the body.
+CONNECT_TIMEOUT = 30.0
+READ_TIMEOUT = 60.0
+MAX_REDIRECTS = 10
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How often and how patiently to try again.
+
+    Parameters
+    ----------
+    total : int
+        Retries after the first attempt (``retries=5`` means up to 6 attempts).
+    backoff : float
+        First wait in seconds; it doubles each time, with jitter, up to ``max_backoff``.
+    max_retry_after : float
+        The longest ``Retry-After`` honoured; longer requests are cut to this.
+
+    Examples
+    --------
+    >>> import vidnb
+    >>> vidnb.Retry(total=3, backoff=0.1).delay(2)  # doctest: +SKIP
+    0.15
+    """
+
+    total: int = 5
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+    max_retry_after: float = 120.0
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        if retry_after is not None:
+            return max(0.0, min(retry_after, self.max_retry_after))
+        cap = min(self.max_backoff, self.backoff * 2 ** max(attempt - 1, 0))
+        # "Equal jitter": never less than half the backoff, so a herd of clients spreads out
+        # without any of them hammering the server right away.
+        return random.uniform(cap / 2, cap)
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """What :func:`download` saved.
+
+    Attributes
+    ----------
+    path : Path
+        Where the video is.
+    url : str
+        The final URL, after redirects.
+    size : int
+        Bytes in the file.
+    content_type : str or None
+        The server's Content-Type.
+    format : str or None
+        The container sniffed from the first bytes ("mp4", "webm", ...).
+    elapsed : float
+        Seconds this call took.
+    attempts : int
+        Requests made (0 when skipped).
+    resumed : bool
+        True when bytes from an earlier, interrupted download were kept.
+    skipped : bool
+        True when the file was already complete and nothing was fetched.
+    sha256 : str or None
+        The file's sha256, when one was asked for and checked.
+    """
+
+    path: Path
+    url: str
+    size: int
+    content_type: str | None
+    format: str | None
+    elapsed: float
+    attempts: int = 1
+    resumed: bool = False
+    skipped: bool = False
+    sha256: str | None = field(default=None, repr=False)
+
+    @property
+    def speed(self) -> float:
+        """Average bytes per second of this call (0 when skipped)."""
+        return 0.0 if self.skipped or self.elapsed <= 0 else self.size / self.elapsed
+
+    def __repr__(self) -> str:
+        how = "skipped, already complete" if self.skipped else f"{self.elapsed:.2f} s, {human_rate(self.speed)}"
+        extra = ", resumed" if self.resumed else ""
+        extra += f", {self.attempts} attempts" if self.attempts > 1 else ""
+        return f"DownloadResult({str(self.path)!r}, {human_bytes(self.size)}, {self.format or 'unknown format'}, {how}{extra})"
+
+
+class _Again(Exception):
+    """Start the attempt over at once (not a failure: e.g. a resumable .part turned up)."""
+
+
+async def download(
+    url: str,
+    dest: PathLike | None = None,
+    *,
+    overwrite: bool = False,
+    resume: bool = True,
+    retries: int | Retry = 5,
+    timeout: float | aiohttp.ClientTimeout | None = None,
+    chunk_size: int | None = None,
+    headers: Mapping[str, str] | None = None,
+    sha256: str | None = None,
+    max_bytes: int | None = None,
+    require_video: bool = True,
+    progress: ProgressOption = "auto",
+    session: aiohttp.ClientSession | None = None,
+) -> DownloadResult:
+    """Download one video to disk, safely.
+
+    Bytes go to ``<dest>.part`` and are renamed onto ``dest`` only once complete and
+    verified. An interrupted download resumes from the bytes on disk, in this call (after a
+    dropped connection), the next call, or another process.
+
+    Parameters
+    ----------
+    url : str
+        An http:// or https:// URL.
+    dest : str or Path, optional
+        A file path, or an existing folder (the name then comes from the server's
+        Content-Disposition, else the URL, else ``video`` plus the sniffed extension).
+        Default: the current folder.
+    overwrite : bool
+        Replace an existing file. The old file stays until the new one is complete.
+        Without it, an existing file is returned as it is (``skipped=True``).
+    resume : bool
+        Continue a ``.part`` left by an earlier attempt, when the server still has the same file.
+    retries : int or Retry
+        Retries on connection errors, timeouts and 408/429/5xx answers.
+    timeout : float or aiohttp.ClientTimeout, optional
+        Seconds allowed to connect and for each read. There is no limit on the total time.
+    chunk_size : int, optional
+        Largest piece read at once. The default takes whatever has arrived, which is fastest.
+    headers : mapping, optional
+        Extra request headers (cookies, authorisation, a user agent).
+    sha256 : str, optional
+        Expected hex digest; a mismatch raises :class:`ChecksumError` and keeps nothing.
+    max_bytes : int, optional
+        Refuse videos larger than this (:class:`TooLargeError`).
+    require_video : bool
+        Refuse bodies that are not a known video container (an HTML error page, say).
+    progress : "auto", bool or callable
+        "auto" shows a bar in a notebook or a terminal; a callable receives
+        :class:`ProgressEvent` objects.
+    session : aiohttp.ClientSession, optional
+        Reuse a session (and its connections); it is not closed.
+
+    Returns
+    -------
+    DownloadResult
+
+    Examples
+    --------
+    >>> result = await vidnb.download("https://example.com/clip.mp4", "videos/")  # doctest: +SKIP
+    >>> result.path, result.format
+    (PosixPath('videos/clip.mp4'), 'mp4')
+    """
+    t0 = time.monotonic()
+    url = validate_url(url)
+    retry = _retry_policy(retries)
+    expected = _check_sha256(sha256)
+    if max_bytes is not None and (not isinstance(max_bytes, int) or max_bytes <= 0):
+        raise ValueError(f"max_bytes must be a positive number of bytes, not {max_bytes!r}")
+    if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size <= 0):
+        raise ValueError(f"chunk_size must be a positive number of bytes, not {chunk_size!r}")
+    folder, path = _resolve_dest(dest)
+    if path is not None and path.exists() and not overwrite:
+        return await existing_result(path, url, expected, t0)
+
+    job = _Download(
+        url=url,
+        folder=folder,
+        path=path,
+        overwrite=overwrite,
+        resume=resume,
+        retry=retry,
+        timeout=_client_timeout(timeout),
+        chunk_size=chunk_size,
+        headers=dict(headers or {}),
+        sha256=expected,
+        max_bytes=max_bytes,
+        require_video=require_video,
+        tracker=Tracker(make_reporter(progress), path.name if path else ""),
+        t0=t0,
+    )
+    if session is not None:
+        return await job.run(session)
+    async with new_session() as own:
+        return await job.run(own)
+
+
+def new_session(**kwargs: Any) -> aiohttp.ClientSession:
+    """A ClientSession set up for downloads: proxies and CA bundles from the environment,
+    no decompression (bytes on disk are the bytes on the wire), no total time limit."""
+    ctx = _ssl_context()
+    kwargs.setdefault("connector", aiohttp.TCPConnector(ssl=ctx if ctx is not None else True))
+    kwargs.setdefault("timeout", _client_timeout(None))
+    return aiohttp.ClientSession(trust_env=True, auto_decompress=False, **kwargs)
+
+
+def _ssl_context() -> ssl.SSLContext | None:
+    # aiohttp ignores SSL_CERT_FILE / SSL_CERT_DIR (aiohttp issue 3180); corporate CA bundles
+    # are set that way, so honour them.
+    cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
+    if not (cafile and os.path.isfile(cafile)) and not (capath and os.path.isdir(capath)):
+        return None
+    return ssl.create_default_context(
+        cafile=cafile if cafile and os.path.isfile(cafile) else None,
+        capath=capath if capath and os.path.isdir(capath) else None,
+    )
+
+
+def _client_timeout(timeout: float | aiohttp.ClientTimeout | None) -> aiohttp.ClientTimeout:
+    if isinstance(timeout, aiohttp.ClientTimeout):
+        return timeout
+    if timeout is None:
+        return aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT)
+    if not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    # A number bounds connecting and each read, never the whole download: long videos take long.
+    return aiohttp.ClientTimeout(total=None, sock_connect=float(timeout), sock_read=float(timeout))
+
+
+def _retry_policy(retries: int | Retry) -> Retry:
+    if isinstance(retries, Retry):
+        return retries
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries must be a whole number >= 0 or a vidnb.Retry, not {retries!r}")
+    return Retry(total=retries)
+
+
+def _check_sha256(sha256: str | None) -> str | None:
+    if sha256 is None:
+        return None
+    digest = sha256.strip().lower()
+    if digest.startswith("sha256:"):
+        digest = digest[7:]
+    if not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise ValueError(f"sha256 must be 64 hex digits, not {sha256!r}")
+    return digest
+
+
+def _resolve_dest(dest: PathLike | None) -> tuple[Path, Path | None]:
+    """Return (folder, file path or None when the name comes from the server)."""
+    if dest is None:
+        return Path.cwd(), None
+    raw = os.fspath(dest)
+    if not raw:
+        raise DestinationError("dest is empty; give a file path or a folder.", raw)
+    p = Path(raw).expanduser()
+    try:
+        if p.is_dir():
+            return p, None
+        if raw.endswith(("/", os.sep)):
+            p.mkdir(parents=True, exist_ok=True)
+            return p, None
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise translate(exc, path=p) from exc
+    if not p.parent.is_dir():
+        raise DestinationError(f"{p.parent} is not a folder; choose a path inside a folder.", p)
+    return p.parent, p
+
+
+async def existing_result(path: Path, url: str, sha256: str | None, t0: float) -> DownloadResult:
+    """Describe a file that is already there (re-run cells land here), checking its hash if given."""
+    size = path.stat().st_size
+    digest = None
+    if sha256 is not None:
+        digest = await asyncio.to_thread(_hash_file, path, None)
+        if digest != sha256:
+            raise ChecksumError(
+                f"{path} already exists but its sha256 is {digest}, not {sha256}. "
+                "Pass overwrite=True to download it again.",
+                expected=sha256,
+                actual=digest,
+            )
+    fmt = sniff(_read_head(path)) or format_from_name(path.name)
+    log.info("%s is already there (%s); not downloading again", path, human_bytes(size))
+    return DownloadResult(
+        path, url, size, None, fmt.name if fmt else None, time.monotonic() - t0, attempts=0, skipped=True, sha256=digest
+    )
+
+
+def _read_head(path: Path, n: int = SNIFF_BYTES) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(n)
+
+
+def _hash_file(path: Path, limit: int | None, hasher: Any = None) -> str:
+    h = hasher if hasher is not None else hashlib.sha256()
+    left = limit
+    with open(path, "rb") as f:
+        while left is None or left > 0:
+            block = f.read(1 << 20 if left is None else min(1 << 20, left))
+            if not block:
+                break
+            h.update(block)
+            if left is not None:
+                left -= len(block)
+    return h.hexdigest()
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+_CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)", re.I)
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    """(first byte, total) from a Content-Range header; None where absent or unknown."""
+    m = _CONTENT_RANGE.match(value or "")
+    if not m:
+        return None, None
+    start = int(m.group(1)) if m.group(1) is not None else None
+    total = int(m.group(3)) if m.group(3) != "*" else None
+    return start, total
+
+
+class _Download:
+    """One call of :func:`download`: the state that lives across its attempts."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        folder: Path,
+        path: Path | None,
+        overwrite: bool,
+        resume: bool,
+        retry: Retry,
+        timeout: aiohttp.ClientTimeout,
+        chunk_size: int | None,
+        headers: dict[str, str],
+        sha256: str | None,
+        max_bytes: int | None,
+        require_video: bool,
+        tracker: Tracker,
+        t0: float,
+    ) -> None:
+        self.url = url
+        self.shown_url = redact_url(url)
+        self.final_url = url
+        self.folder = folder
+        self.path = path
+        self.overwrite = overwrite
+        self.resume = resume
+        self.retry = retry
+        self.timeout = timeout
+        self.chunk_size = chunk_size
+        self.headers = headers
+        self.sha256 = sha256
+        self.max_bytes = max_bytes
+        self.require_video = require_video
+        self.tracker = tracker
+        self.t0 = t0
+        self.attempts = 0
+        self.resumed = False
+        self.lock: _files.DestinationLock | None = None
+        self.total: int | None = None
+        self.done = 0
+
+    # ------------------------------------------------------------------ attempts
+
+    async def run(self, session: aiohttp.ClientSession) -> DownloadResult:
+        log.info("downloading %s -> %s", self.shown_url, self.path or f"{self.folder}/")
+        try:
+            if self.path is not None:
+                skipped = await self._lock()
+                if skipped is not None:
+                    return skipped
+            while True:
+                self.attempts += 1
+                try:
+                    result = await self._attempt(session)
+                except _Again:
+                    self.attempts -= 1
+                    continue
+                except (asyncio.CancelledError, KeyboardInterrupt):
+                    raise
+                except Exception as exc:
+                    err = translate(exc, url=self.shown_url, path=self.path, needed=self._needed())
+                    if not err.retryable or self.attempts > self.retry.total:
+                        if err is exc:
+                            raise
+                        raise err from exc
+                    wait = self.retry.delay(self.attempts, getattr(err, "retry_after", None))
+                    log.warning(
+                        "attempt %d of %d for %s failed (%s: %s); retrying in %.1f s",
+                        self.attempts,
+                        self.retry.total + 1,
+                        self.shown_url,
+                        type(err).__name__,
+                        err,
+                        wait,
+                    )
+                    await asyncio.sleep(wait)
+                    continue
+                if not result.skipped:
+                    self.tracker.end("done")
+                self._log_done(result)
+                return result
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            self.tracker.end("cancelled")
+            log.info("download of %s cancelled; %s kept for resuming", self.shown_url, self._part_name())
+            raise
+        except BaseException as exc:
+            self.tracker.end("failed", str(exc))
+            # INFO, not ERROR: the caller gets the exception; DownloadTask logs unobserved failures.
+            log.info("download of %s failed: %s", self.shown_url, exc)
+            raise
+        finally:
+            if self.lock is not None:
+                self.lock.release()
+
+    def _needed(self) -> int | None:
+        return None if self.total is None else self.total - self.done
+
+    def _part_name(self) -> str:
+        return str(_files.part_path(self.path)) if self.path else "the partial file"
+
+    def _log_done(self, result: DownloadResult) -> None:
+        if result.skipped:
+            return
+        log.info(
+            "saved %s (%s in %.2f s, %s, %d attempt%s%s)",
+            result.path,
+            human_bytes(result.size),
+            result.elapsed,
+            human_rate(result.speed),
+            result.attempts,
+            "" if result.attempts == 1 else "s",
+            ", resumed" if result.resumed else "",
+        )
+
+    async def _lock(self) -> DownloadResult | None:
+        """Take the destination's lock; if another download finished it meanwhile, describe that file."""
+        assert self.path is not None
+        self.lock = _files.DestinationLock(self.path)
+        await self.lock.acquire()
+        if self.path.exists() and not self.overwrite:
+            return await existing_result(self.path, self.url, self.sha256, self.t0)
+        return None
+
+    async def _resumable(self) -> tuple[_files.PartState | None, int]:
+        assert self.path is not None
+        if not self.resume:
+            return None, 0
+        try:
+            size = _files.part_path(self.path).stat().st_size
+        except FileNotFoundError:
+            return None, 0
+        state = await _files.load_state(self.path)
+        if (
+            size == 0
+            or state is None
+            or state.url != self.url
+            or not state.validator
+            or state.segments
+            or (state.total is not None and size > state.total)
+        ):
+            return None, 0
+        return state, size
+
+    async def _attempt(self, session: aiohttp.ClientSession) -> DownloadResult:
+        state, offset = (None, 0) if self.path is None else await self._resumable()
+        headers = {**self.headers, "Accept-Encoding": "identity"}
+        if state is not None and offset:
+            headers["Range"] = f"bytes={offset}-"
+            headers["If-Range"] = state.validator or ""
+        async with session.get(
+            self.url,
+            headers=headers,
+            timeout=self.timeout,
+            max_redirects=MAX_REDIRECTS,
+            auto_decompress=False,
+        ) as resp:
+            self.final_url = str(resp.url)
+            if offset and resp.status == 416:
+                return await self._range_not_satisfiable(resp, state, offset)
+            if resp.status >= 400:
+                raise HTTPStatusError(
+                    resp.status,
+                    redact_url(self.final_url),
+                    resp.reason or "",
+                    retry_after=_retry_after(resp.headers.get("Retry-After")),
+                )
+
+            head = b""
+            if self.path is None:
+                # The name may depend on the first bytes (the extension), so read them now.
+                head = await _read_head_from(resp)
+                skipped = await self._name_from_response(resp, head)
+                if skipped is not None:
+                    return skipped
+                state, offset = await self._resumable()
+                if offset:
+                    raise _Again  # a .part of this file is there: ask again, for the missing bytes only
+
+            range_start, range_total = _content_range(resp.headers.get("Content-Range"))
+            if offset:
+                same_file = (
+                    resp.status == 206
+                    and range_start == offset
+                    and range_total == state.total  # type: ignore[union-attr]
+                    and _same_validators(state, resp)  # type: ignore[arg-type]
+                )
+                if not same_file:
+                    log.info(
+                        "%s did not continue at byte %d (status %d, Content-Range %s); starting again from zero",
+                        self.shown_url,
+                        offset,
+                        resp.status,
+                        resp.headers.get("Content-Range"),
+                    )
+                    offset = 0
+            elif resp.status == 206:
+                # We did not ask for a range; a 206 here cannot be trusted to be the whole file.
+                raise IncompleteDownloadError(f"{self.shown_url} answered a plain request with a partial body (206).")
+            total = range_total if resp.status == 206 else resp.content_length
+            self.total, self.done = total, offset
+            self._check_size(total)
+            _files.check_free_space(self.path, None if total is None else total - offset)  # type: ignore[arg-type]
+
+            if offset == 0 and not head:
+                head = await _read_head_from(resp)
+            fmt = self._check_video(head if offset == 0 else _read_head(_files.part_path(self.path)), resp)  # type: ignore[arg-type]
+
+            self.tracker.begin(self.path.name, total, offset)  # type: ignore[union-attr]
+            await _files.save_state(
+                self.path,  # type: ignore[arg-type]
+                _files.PartState(
+                    url=self.url,
+                    etag=resp.headers.get("ETag"),
+                    last_modified=resp.headers.get("Last-Modified"),
+                    total=total,
+                ),
+            )
+            hasher = None
+            if self.sha256 is not None:
+                hasher = hashlib.sha256()
+                if offset:
+                    await asyncio.to_thread(_hash_file, _files.part_path(self.path), offset, hasher)  # type: ignore[arg-type]
+            if offset:
+                self.resumed = True
+            size = await self._stream(resp, head if offset == 0 else b"", offset, hasher)
+            content_type = resp.headers.get("Content-Type")
+
+        if total is not None and size != total:
+            raise IncompleteDownloadError(
+                f"{self.shown_url} sent {size} of {total} bytes. "
+                "The partial file is kept; run the same call again to resume.",
+                received=size,
+                expected=total,
+            )
+        return self._finish(size, content_type, fmt.name if fmt else None, hasher)
+
+    async def _name_from_response(self, resp: aiohttp.ClientResponse, head: bytes) -> DownloadResult | None:
+        fmt = sniff(head)
+        name = choose_filename(self.final_url, resp.headers.get("Content-Disposition"))
+        if name is None:
+            name = "video" + (fmt.extension if fmt else "")
+        elif fmt is not None and not Path(name).suffix:
+            name += fmt.extension
+        self.path = self.folder / name
+        self.tracker.name = name
+        return await self._lock()
+
+    async def _range_not_satisfiable(
+        self, resp: aiohttp.ClientResponse, state: _files.PartState | None, offset: int
+    ) -> DownloadResult:
+        _, total = _content_range(resp.headers.get("Content-Range"))
+        if state is None or total is None or total != offset or total != state.total:
+            # Our .part does not fit what the server has now: it is not worth keeping.
+            _files.discard_part(self.path)  # type: ignore[arg-type]
+            raise _Again
+        # Everything was already on disk; an earlier run stopped just before the rename.
+        self.total, self.done = total, offset
+        part = _files.part_path(self.path)  # type: ignore[arg-type]
+        fmt = self._check_video(_read_head(part), resp)
+        self.tracker.begin(self.path.name, total, offset)  # type: ignore[union-attr]
+        self.resumed = True
+        hasher = None
+        if self.sha256 is not None:
+            hasher = hashlib.sha256()
+            await asyncio.to_thread(_hash_file, part, offset, hasher)
+        return self._finish(offset, resp.headers.get("Content-Type"), fmt.name if fmt else None, hasher)
+
+    def _check_size(self, total: int | None) -> None:
+        if self.max_bytes is not None and total is not None and total > self.max_bytes:
+            _files.discard_part(self.path)  # type: ignore[arg-type]
+            raise TooLargeError(
+                f"{self.shown_url} is {human_bytes(total)}, more than max_bytes={self.max_bytes} "
+                f"({human_bytes(self.max_bytes)}). Raise max_bytes to download it.",
+                limit=self.max_bytes,
+                size=total,
+            )
+
+    def _check_video(self, head: bytes, resp: aiohttp.ClientResponse) -> Any:
+        fmt = sniff(head)
+        if fmt is None and self.require_video:
+            _files.discard_part(self.path)  # type: ignore[arg-type]
+            what = describe_non_video(head, resp.headers.get("Content-Type"))
+            hint = (
+                " vidnb does not download HLS streams yet."
+                if is_hls_playlist(head)
+                else " Check the URL (a login or error page is a common cause), or pass require_video=False to save it anyway."
+            )
+            raise NotAVideoError(f"{self.shown_url} is not a video: it is {what}.{hint}")
+        return fmt
+
+    async def _stream(self, resp: aiohttp.ClientResponse, head: bytes, offset: int, hasher: Any) -> int:
+        """Copy the body into the .part from ``offset``; return the file's size afterwards."""
+        part = _files.part_path(self.path)  # type: ignore[arg-type]
+        writer = _files.PartWriter(part, truncate=offset == 0, hasher=hasher)
+        pos = offset
+        limit = self.max_bytes
+        tracker = self.tracker
+        try:
+            if head:
+                await writer.write(pos, head)
+                pos += len(head)
+                tracker.advance(len(head))
+            body = resp.content.iter_chunked(self.chunk_size) if self.chunk_size else resp.content.iter_any()
+            async for chunk in body:
+                await writer.write(pos, chunk)
+                pos += len(chunk)
+                tracker.advance(len(chunk))
+                if limit is not None and pos > limit:
+                    raise TooLargeError(
+                        f"{self.shown_url} sent more than max_bytes={limit} ({human_bytes(limit)}); stopped. "
+                        "Raise max_bytes to download it.",
+                        limit=limit,
+                    )
+        except TooLargeError:
+            writer.close_now()
+            _files.discard_part(self.path)  # type: ignore[arg-type]
+            raise
+        finally:
+            self.done = pos
+            await writer.close()
+        return pos
+
+    def _finish(self, size: int, content_type: str | None, fmt: str | None, hasher: Any) -> DownloadResult:
+        assert self.path is not None
+        part = _files.part_path(self.path)
+        digest = None
+        if hasher is not None:
+            digest = hasher.hexdigest()
+            if digest != self.sha256:
+                _files.discard_part(self.path)
+                raise ChecksumError(
+                    f"{self.shown_url}: sha256 is {digest}, expected {self.sha256}. The download was discarded; "
+                    "check the expected hash, or the server sent different bytes.",
+                    expected=self.sha256 or "",
+                    actual=digest,
+                )
+        try:
+            _files.move_into_place(part, self.path, overwrite=self.overwrite)
+        except VidnbError:
+            raise
+        except OSError as exc:
+            raise translate(exc, path=self.path) from exc
+        _files.remove_quietly(_files.sidecar_path(self.path))
+        return DownloadResult(
+            path=self.path,
+            url=self.final_url,
+            size=size,
+            content_type=content_type,
+            format=fmt,
+            elapsed=time.monotonic() - self.t0,
+            attempts=self.attempts,
+            resumed=self.resumed,
+            skipped=False,
+            sha256=digest,
+        )
+
+
+def _same_validators(state: _files.PartState, resp: aiohttp.ClientResponse) -> bool:
+    etag = resp.headers.get("ETag")
+    if state.etag and etag and state.etag != etag:
+        return False
+    lm = resp.headers.get("Last-Modified")
+    if not state.etag and state.last_modified and lm and state.last_modified != lm:
+        return False
+    return True
+
+
+async def _read_head_from(resp: aiohttp.ClientResponse) -> bytes:
+    buf = bytearray()
+    while len(buf) < SNIFF_BYTES:
+        chunk = await resp.content.readany()
+        if not chunk:
+            break
+        buf += chunk
+    return bytes(buf)
+
+
+async def save_video_from_url(url: str, save_path: PathLike) -> Path | None:
+    """Download ``url`` to ``save_path``; return the path, or None after logging the error.
+
+    Kept for code written against the original notebook helper, which never raised.
+    New code should call :func:`download`, which raises typed errors.
+
+    Examples
+    --------
+    >>> path = await vidnb.save_video_from_url("https://example.com/a.mp4", "a.mp4")  # doctest: +SKIP
+    """
+    try:
+        result = await download(url, save_path, progress="auto")
+    except (VidnbError, ValueError) as exc:
+        log.error("could not download %s: %s", redact_url(url), exc)
+        return None
+    return result.path

@@ -1,0 +1,237 @@
+"""Running downloads from where users are: plain scripts, notebook cells, widget callbacks.
+
+- :func:`run_sync` blocks until a coroutine is done. With no loop running it uses
+  ``asyncio.run``. Inside a Jupyter cell the kernel's loop is already running in this
+  thread, so it nests with nest-asyncio2, patched onto that loop only when such a call
+  arrives: the loop keeps serving other tasks (progress widgets, background downloads)
+  while the cell blocks.
+- :func:`start` schedules a download as a task on the running loop (or, in a plain
+  script, on a private loop in a thread) and returns a :class:`DownloadTask` at once.
+  Running tasks are referenced here, so they are not garbage-collected mid-download.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from typing import Any, Coroutine, Generator, TypeVar
+
+from ._download import DownloadResult, download
+from ._fmt import human_bytes, human_rate
+from ._progress import ProgressEvent, ProgressReporter, make_reporter
+
+log = logging.getLogger("vidnb")
+
+T = TypeVar("T")
+
+_running: set["DownloadTask"] = set()
+_thread_loop: asyncio.AbstractEventLoop | None = None
+_thread_lock = threading.Lock()
+_kernel_loop: asyncio.AbstractEventLoop | None = None
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` to completion from synchronous code, in a script or a notebook cell."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    import nest_asyncio2
+
+    nest_asyncio2.apply(loop)
+    task = loop.create_task(coro)
+    try:
+        return loop.run_until_complete(task)
+    except KeyboardInterrupt:
+        # Kernel > Interrupt lands here while the task is still pending: cancel it and let
+        # it unwind (its .part is kept for resuming) before the cell sees the interrupt.
+        task.cancel()
+        try:
+            loop.run_until_complete(task)
+        except (asyncio.CancelledError, Exception):
+            pass
+        raise
+
+
+def remember_loop() -> asyncio.AbstractEventLoop | None:
+    """Note the loop running in this thread (the kernel's, in a cell) for later hops from other threads."""
+    global _kernel_loop
+    try:
+        _kernel_loop = asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    return _kernel_loop
+
+
+def _private_loop() -> asyncio.AbstractEventLoop:
+    """A loop in a daemon thread, for :func:`start` called where no loop runs (plain scripts)."""
+    global _thread_loop
+    with _thread_lock:
+        if _thread_loop is None or _thread_loop.is_closed():
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, name="vidnb-loop", daemon=True).start()
+            _thread_loop = loop
+        return _thread_loop
+
+
+class _Recorder:
+    """Keeps the latest progress event for the task's repr, and passes events on."""
+
+    def __init__(self, inner: ProgressReporter | None) -> None:
+        self.inner = inner
+        self.last: ProgressEvent | None = None
+
+    def start(self, name: str, total: int | None, initial: int) -> None:
+        self.last = ProgressEvent(name, initial, total, 0.0, 0.0)
+        if self.inner is not None:
+            self.inner.start(name, total, initial)
+
+    def update(self, event: ProgressEvent) -> None:
+        self.last = event
+        if self.inner is not None:
+            self.inner.update(event)
+
+    def close(self, event: ProgressEvent) -> None:
+        self.last = event
+        if self.inner is not None:
+            self.inner.close(event)
+
+
+class DownloadTask:
+    """A download running in the background; await it for its :class:`DownloadResult`.
+
+    Examples
+    --------
+    >>> task = vidnb.start("https://example.com/clip.mp4", "videos/")  # doctest: +SKIP
+    >>> task
+    <DownloadTask clip.mp4: running, 12.0 MiB of 48.0 MiB (25%), 9.8 MiB/s>
+    >>> result = await task
+    """
+
+    def __init__(self, url: str, dest: Any, kwargs: dict[str, Any]) -> None:
+        self.url = url
+        self.dest = dest
+        self._recorder = _Recorder(make_reporter(kwargs.pop("progress", "auto")))
+        coro = download(url, dest, progress=self._recorder, **kwargs)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        self._loop: asyncio.AbstractEventLoop
+        self._future: asyncio.Future[DownloadResult] | concurrent.futures.Future[DownloadResult]
+        if loop is not None:
+            self._loop = loop
+            self._future = loop.create_task(coro, name=f"vidnb {url}")
+        else:
+            target = _kernel_loop if _kernel_loop is not None and _kernel_loop.is_running() else _private_loop()
+            self._loop = target
+            self._future = asyncio.run_coroutine_threadsafe(coro, target)
+        _running.add(self)
+        self._future.add_done_callback(self._finished)
+
+    def _finished(self, fut: Any) -> None:
+        _running.discard(self)
+        if fut.cancelled():
+            return
+        # Retrieve the exception so asyncio does not warn, and log it: a background task may
+        # never be awaited, and its failure must still be seen (its bar shows it too).
+        exc = fut.exception()
+        if exc is not None:
+            log.error("background download of %s failed: %s", self.url, exc)
+
+    def __await__(self) -> Generator[Any, None, DownloadResult]:
+        fut = self._future
+        if isinstance(fut, concurrent.futures.Future):
+            return asyncio.wrap_future(fut).__await__()
+        return fut.__await__()
+
+    def cancel(self) -> bool:
+        """Stop the download; its ``.part`` stays, so starting it again resumes."""
+        fut = self._future
+        if isinstance(fut, asyncio.Future) and not _in_loop_thread(self._loop):
+            self._loop.call_soon_threadsafe(fut.cancel)
+            return not fut.done()
+        return fut.cancel()
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    def cancelled(self) -> bool:
+        return self._future.cancelled()
+
+    def result(self) -> DownloadResult:
+        """The result once done; raises the download's error if it failed."""
+        if not self._future.done():
+            raise asyncio.InvalidStateError("The download is still running: `await task` to wait for it.")
+        return self._future.result()
+
+    def exception(self) -> BaseException | None:
+        if not self._future.done():
+            raise asyncio.InvalidStateError("The download is still running.")
+        return self._future.exception()
+
+    @property
+    def progress(self) -> ProgressEvent | None:
+        """The latest progress event (None before the server answered)."""
+        return self._recorder.last
+
+    @property
+    def state(self) -> str:
+        fut = self._future
+        if not fut.done():
+            return "running"
+        if fut.cancelled():
+            return "cancelled"
+        return "failed" if fut.exception() is not None else "done"
+
+    def __repr__(self) -> str:
+        ev = self.progress
+        name = ev.name if ev and ev.name else self.url
+        state = self.state
+        if state == "failed":
+            return f"<DownloadTask {name}: failed: {self._future.exception()}>"
+        if ev is None:
+            return f"<DownloadTask {name}: {state}>"
+        pct = f" ({100 * ev.done / ev.total:.0f}%)" if ev.total else ""
+        rate = f", {human_rate(ev.speed)}" if state == "running" and ev.speed else ""
+        return f"<DownloadTask {name}: {state}, {human_bytes(ev.done)} of {human_bytes(ev.total)}{pct}{rate}>"
+
+
+def _in_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
+
+
+def start(url: str, dest: Any = None, **kwargs: Any) -> DownloadTask:
+    """Start a download in the background and return at once.
+
+    In a notebook the download runs on the kernel's loop: the cell finishes, the progress
+    bar keeps moving, and other cells run meanwhile. Takes the same arguments as
+    :func:`download`.
+
+    Examples
+    --------
+    >>> task = vidnb.start("https://example.com/clip.mp4", "videos/")  # doctest: +SKIP
+    >>> result = await task   # later, in any cell
+    """
+    return DownloadTask(url, dest, kwargs)
+
+
+def download_sync(url: str, dest: Any = None, **kwargs: Any) -> DownloadResult:
+    """Blocking :func:`download`, for scripts and for cells that should wait.
+
+    Examples
+    --------
+    >>> result = vidnb.download_sync("https://example.com/clip.mp4", "clip.mp4")  # doctest: +SKIP
+    """
+    return run_sync(download(url, dest, **kwargs))
+
+
+def running_tasks() -> list[DownloadTask]:
+    """Background downloads that have not finished yet."""
+    return list(_running)
+
