@@ -571,6 +571,16 @@ class _Download:
                     and range_total == state.total  # type: ignore[union-attr]
                     and _same_validators(state, resp)  # type: ignore[arg-type]
                 )
+                if not same_file and resp.status == 206:
+                    # Some other range came back: this body is useless; ask for the whole file.
+                    log.info(
+                        "%s answered the range from byte %d with Content-Range %s; starting again from zero",
+                        self.shown_url,
+                        offset,
+                        resp.headers.get("Content-Range"),
+                    )
+                    _files.discard_part(self.path)  # type: ignore[arg-type]
+                    raise _Again
                 if not same_file:
                     log.info(
                         "%s did not continue at byte %d (status %d, Content-Range %s); starting again from zero",

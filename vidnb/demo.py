@@ -162,13 +162,20 @@ async def serve_route(request: web.Request, route: Route) -> web.StreamResponse:
         resp.content_length = route.declared_length if route.declared_length is not None else end - start
     await resp.prepare(request)
 
-    drop_at = route.drops.get(n)
+    try:
+        return await _send_body(request, resp, route, data[start:end], route.drops.get(n))
+    except ConnectionResetError:
+        return resp  # the client went away; nothing to report
+
+
+async def _send_body(
+    request: web.Request, resp: web.StreamResponse, route: Route, body: bytes, drop_at: int | None
+) -> web.StreamResponse:
     step = 256 * 1024 if route.rate is None else max(1024, int(route.rate / 20))
     sent = 0
-    pos = start
     t0 = time.monotonic()
-    while pos < end:
-        piece = data[pos : min(pos + step, end)]
+    while sent < len(body):
+        piece = body[sent : sent + step]
         if drop_at is not None and sent + len(piece) >= drop_at:
             piece = piece[: max(drop_at - sent, 0)]
             if piece:
@@ -179,7 +186,6 @@ async def serve_route(request: web.Request, route: Route) -> web.StreamResponse:
             return resp
         await resp.write(piece)
         sent += len(piece)
-        pos += len(piece)
         if route.rate is not None:
             # Pace to the rate measured from the start, so timing jitter does not accumulate.
             ahead = sent / route.rate - (time.monotonic() - t0)
