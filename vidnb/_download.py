@@ -31,7 +31,7 @@ from typing import Any, Mapping, Union
 
 import aiohttp
 
-from . import _files
+from . import _files, _hls
 from ._errors import (
     ChecksumError,
     DestinationError,
@@ -146,6 +146,10 @@ class _Again(Exception):
     """Start the attempt over at once (not a failure: e.g. a resumable .part turned up)."""
 
 
+class _IsHLS(Exception):
+    """The body is an HLS playlist: hand the URL to the HLS downloader."""
+
+
 async def download(
     url: str,
     dest: PathLike | None = None,
@@ -161,6 +165,9 @@ async def download(
     require_video: bool = True,
     progress: ProgressOption = "auto",
     session: aiohttp.ClientSession | None = None,
+    connections: int | str = 1,
+    variant: str | int = "best",
+    live_duration: float | None = None,
 ) -> DownloadResult:
     """Download one video to disk, safely.
 
@@ -200,6 +207,13 @@ async def download(
         :class:`ProgressEvent` objects.
     session : aiohttp.ClientSession, optional
         Reuse a session (and its connections); it is not closed.
+    connections : int or "auto"
+        Parallel connections for one file (byte ranges), or segments at once for HLS.
+    variant : "best", "worst" or int
+        For HLS master playlists: which stream to fetch ("best" bandwidth, "worst", or
+        the highest stream not taller than this many pixels).
+    live_duration : float, optional
+        For live HLS playlists: record this many seconds (live streams are refused otherwise).
 
     Returns
     -------
@@ -220,6 +234,21 @@ async def download(
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size <= 0):
         raise ValueError(f"chunk_size must be a positive number of bytes, not {chunk_size!r}")
     folder, path = _resolve_dest(dest)
+    hls_options = dict(
+        overwrite=overwrite,
+        resume=resume,
+        retry=retry,
+        timeout=_client_timeout(timeout),
+        headers=dict(headers or {}),
+        sha256=expected,
+        max_bytes=max_bytes,
+        progress=progress,
+        connections=connections,
+        variant=variant,
+        live_duration=live_duration,
+    )
+    if _hls.is_hls_url(url):
+        return await _with_session(session, lambda s: _hls.download_hls(url, folder, path, session=s, **hls_options))
     if path is not None and path.exists() and not overwrite:
         return await existing_result(path, url, expected, t0)
 
@@ -239,10 +268,22 @@ async def download(
         tracker=Tracker(make_reporter(progress), path.name if path else ""),
         t0=t0,
     )
+
+    async def run(s: aiohttp.ClientSession) -> DownloadResult:
+        try:
+            return await job.run(s)
+        except _IsHLS:
+            # The body turned out to be a playlist (a URL without .m3u8): fetch the stream it lists.
+            return await _hls.download_hls(job.final_url, folder, path, session=s, **hls_options)
+
+    return await _with_session(session, run)
+
+
+async def _with_session(session: aiohttp.ClientSession | None, fn: Any) -> DownloadResult:
     if session is not None:
-        return await job.run(session)
+        return await fn(session)
     async with new_session() as own:
-        return await job.run(own)
+        return await fn(own)
 
 
 def new_session(**kwargs: Any) -> aiohttp.ClientSession:
@@ -442,6 +483,8 @@ class _Download:
                 except _Again:
                     self.attempts -= 1
                     continue
+                except _IsHLS:
+                    raise
                 except (asyncio.CancelledError, KeyboardInterrupt):
                     raise
                 except Exception as exc:
@@ -466,6 +509,8 @@ class _Download:
                     self.tracker.end("done")
                 self._log_done(result)
                 return result
+        except _IsHLS:
+            raise
         except (asyncio.CancelledError, KeyboardInterrupt):
             self.tracker.end("cancelled")
             log.info("download of %s cancelled; %s kept for resuming", self.shown_url, self._part_name())
@@ -674,15 +719,16 @@ class _Download:
 
     def _check_video(self, head: bytes, resp: aiohttp.ClientResponse) -> Any:
         fmt = sniff(head)
+        if fmt is None and is_hls_playlist(head):
+            _files.discard_part(self.path)  # type: ignore[arg-type]
+            raise _IsHLS
         if fmt is None and self.require_video:
             _files.discard_part(self.path)  # type: ignore[arg-type]
             what = describe_non_video(head, resp.headers.get("Content-Type"))
-            hint = (
-                " vidnb does not download HLS streams yet."
-                if is_hls_playlist(head)
-                else " Check the URL (a login or error page is a common cause), or pass require_video=False to save it anyway."
+            raise NotAVideoError(
+                f"{self.shown_url} is not a video: it is {what}. Check the URL (a login or error page is "
+                "a common cause), or pass require_video=False to save it anyway."
             )
-            raise NotAVideoError(f"{self.shown_url} is not a video: it is {what}.{hint}")
         return fmt
 
     async def _stream(self, resp: aiohttp.ClientResponse, head: bytes, offset: int, hasher: Any) -> int:
