@@ -212,3 +212,23 @@ def test_sample_server_routes(tmp_path):
         vidnb.download_sync(srv.url("/page.html"), tmp_path / "y.mp4", progress=False)
     slow = vidnb.download_sync(srv.url("/slow/sample.mp4?rate=2000000"), tmp_path / "z.mp4", progress=False)
     assert slow.size == sample_path("sample.mp4").stat().st_size
+
+
+def test_errors_survive_pickling():
+    import pickle
+
+    errors = [
+        vidnb.InvalidURLError("bad", "http://x"),
+        vidnb.HTTPStatusError(503, "http://x/a.mp4", "Service Unavailable", retry_after=2.0),
+        vidnb.NetworkError("down"),
+        vidnb.IncompleteDownloadError("short", received=5, expected=10),
+        vidnb.ChecksumError("bad hash", expected="a", actual="b"),
+        vidnb.NotAVideoError("html"),
+        vidnb.TooLargeError("big", limit=1, size=2),
+        vidnb.DestinationError("full", "/tmp/x", needed=7),
+    ]
+    for exc in errors:
+        back = pickle.loads(pickle.dumps(exc))
+        assert type(back) is type(exc) and str(back) == str(exc) and vars(back) == vars(exc)
+    assert pickle.loads(pickle.dumps(errors[1])).status == 503
+    assert pickle.loads(pickle.dumps(errors[1])).retryable

@@ -45,6 +45,18 @@ class VidnbError(Exception):
     #: Whether trying the same request again may succeed.
     retryable: bool = False
 
+    def __reduce__(self) -> tuple:
+        # The subclasses take more than a message; rebuild from args and attributes so errors
+        # survive pickling (results sent back from worker processes carry them).
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuild(cls: type, args: tuple, state: dict) -> "VidnbError":
+    exc = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
+
 
 class InvalidURLError(VidnbError, ValueError):
     """The URL is malformed or uses a scheme vidnb will not fetch."""
