@@ -14,7 +14,7 @@ import pytest
 
 import vidnb
 from vidnb import _files, _hls, _hls_playlist
-from vidnb._hls import LiveStreamError, UnsupportedEncryptionError
+from vidnb import LiveStreamError, UnsupportedEncryptionError
 
 import hls_streams as hs
 

@@ -11,6 +11,8 @@ original exception chained as ``__cause__``::
     ├── IncompleteDownloadError                     fewer bytes arrived than announced
     ├── ChecksumError                               the bytes do not match the expected sha256
     ├── NotAVideoError                              the body is not a video (an HTML page, ...)
+    │   ├── UnsupportedEncryptionError              an HLS stream encrypted with SAMPLE-AES, DRM, ...
+    │   └── LiveStreamError                         a live HLS stream, without live_duration=
     ├── TooLargeError                               larger than ``max_bytes``
     └── DestinationError (also OSError)             cannot write where asked (no space, ...)
 
@@ -33,6 +35,8 @@ __all__ = [
     "IncompleteDownloadError",
     "ChecksumError",
     "NotAVideoError",
+    "UnsupportedEncryptionError",
+    "LiveStreamError",
     "TooLargeError",
     "DestinationError",
     "translate",
@@ -131,6 +135,30 @@ class ChecksumError(VidnbError):
 
 class NotAVideoError(VidnbError):
     """The body is not a recognised video container (with ``require_video=True``)."""
+
+
+class UnsupportedEncryptionError(NotAVideoError):
+    """The stream is encrypted in a way vidnb cannot undo (SAMPLE-AES, DRM key formats, ...).
+
+    A ``NotAVideoError``: without decryption the result would not be a playable video.
+
+    Attributes
+    ----------
+    method : str
+        The ``METHOD`` of the ``EXT-X-KEY`` tag (``"SAMPLE-AES"``, ...).
+    """
+
+    def __init__(self, message: str, method: str) -> None:
+        super().__init__(message)
+        self.method = method
+
+
+class LiveStreamError(NotAVideoError):
+    """The playlist is live (no ``EXT-X-ENDLIST``) and no recording length was given.
+
+    A ``NotAVideoError``: a live stream is not one video with an end, so there is nothing
+    complete to save until the caller says how much of it to record (``live_duration=``).
+    """
 
 
 class TooLargeError(VidnbError):

@@ -17,7 +17,7 @@ from urllib.parse import urljoin, urlsplit
 
 import m3u8
 
-from ._errors import NotAVideoError
+from ._errors import LiveStreamError, NotAVideoError, UnsupportedEncryptionError
 from ._urls import filename_from_url, redact_url, safe_filename
 
 __all__ = [
@@ -41,30 +41,6 @@ __all__ = [
     "fingerprint",
     "output_name",
 ]
-
-
-class UnsupportedEncryptionError(NotAVideoError):
-    """The stream is encrypted in a way vidnb cannot undo (SAMPLE-AES, DRM key formats, ...).
-
-    A ``NotAVideoError``: without decryption the result would not be a playable video.
-
-    Attributes
-    ----------
-    method : str
-        The ``METHOD`` of the ``EXT-X-KEY`` tag (``"SAMPLE-AES"``, ...).
-    """
-
-    def __init__(self, message: str, method: str) -> None:
-        super().__init__(message)
-        self.method = method
-
-
-class LiveStreamError(NotAVideoError):
-    """The playlist is live (no ``EXT-X-ENDLIST``) and no recording length was given.
-
-    A ``NotAVideoError``: a live stream is not one video with an end, so there is nothing
-    complete to save until the caller says how much of it to record (``live_duration=``).
-    """
 
 
 @dataclass(frozen=True)
