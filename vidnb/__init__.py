@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from ._batch import BatchError, BatchResult, ItemOutcome, download_many, download_many_sync, read_manifest
 from ._download import DownloadResult, Retry, download, save_video_from_url
 from ._errors import (
     ChecksumError,
@@ -19,9 +20,11 @@ from ._errors import (
     HTTPStatusError,
     IncompleteDownloadError,
     InvalidURLError,
+    LiveStreamError,
     NetworkError,
     NotAVideoError,
     TooLargeError,
+    UnsupportedEncryptionError,
     VidnbError,
 )
 from ._progress import ProgressEvent, ProgressReporter
@@ -43,6 +46,12 @@ __all__ = [
     "start",
     "running_tasks",
     "DownloadTask",
+    "download_many",
+    "download_many_sync",
+    "read_manifest",
+    "BatchResult",
+    "ItemOutcome",
+    "BatchError",
     "DownloadResult",
     "Retry",
     "ProgressEvent",
@@ -57,6 +66,8 @@ __all__ = [
     "IncompleteDownloadError",
     "ChecksumError",
     "NotAVideoError",
+    "UnsupportedEncryptionError",
+    "LiveStreamError",
     "TooLargeError",
     "DestinationError",
     *_LAZY,

@@ -1,23 +1,140 @@
-"""The ``vidnb`` command."""
+"""The ``vidnb`` command: ``get`` (one or many downloads), ``info`` (what the server says), ``demo``.
+
+Exit codes: 0 all done, 1 some downloads failed, 2 usage or invalid input, 130 interrupted
+(Ctrl-C; the ``.part`` files stay, so the same command resumes). Errors are one line each
+(``vidnb: error: ...``); ``--debug`` shows tracebacks and debug logs instead.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import os
+import re
 import sys
-from typing import Sequence
+from pathlib import Path
+from typing import Any, Callable, NoReturn, Sequence
 
 from ._errors import VidnbError
 
+log = logging.getLogger("vidnb")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
 EXAMPLES = """\
 examples:
-  vidnb demo                      download the bundled sample from a local server and verify it
-  vidnb demo --dest /tmp/clips    the same, saving into /tmp/clips
+  vidnb get https://example.com/clip.mp4                   save clip.mp4 here
+  vidnb get URL -o videos/                                 into a folder (created if needed)
+  vidnb get URL -o talk.mp4 --sha256 9f2c...               to a file name, verified
+  vidnb get -i videos.txt -o videos/ -j 16                 a manifest, 16 downloads at a time
+  vidnb get URL1 URL2 URL3 -o videos/ --max-size 2G        several URLs, none larger than 2 GiB
+  vidnb info https://example.com/clip.mp4                  size, type, ranges, format; no download
+  vidnb demo                                               download the bundled sample from a local server
+
+Interrupted (Ctrl-C) or failed downloads keep their .part files: run the same command
+again and it resumes them; finished files are skipped.
+"""
+
+GET_EXAMPLES = """\
+manifests (-i): a text file with one URL per line (optionally followed by a filename;
+blank lines and # comments ignored), or a CSV file with a 'url' column and optional
+'filename' and 'sha256' columns. Files are named by the filename given, else the URL's
+last path segment when it has an extension, else as the server says.
+
+output: one line per finished file on stdout (path, size, seconds; "already there" when
+it was skipped, "resumed" when an earlier .part was continued); progress, failures and a
+summary on stderr.
+
+examples:
+  vidnb get https://example.com/clip.mp4 -o clip.mp4
+  vidnb get -i videos.csv -o videos/ -j 16 --retries 8
+  vidnb get URL -x 8                     one file over 8 connections (byte ranges)
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (``vidnb: error: ...``) and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        _print_error(f"{message} (see '{self.prog} --help')")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _print_error(message: object) -> None:
+    text = _one_line(message)
+    if len(text) > 500:  # some library messages quote whole payloads
+        text = text[:500] + " ..."
+    print(f"vidnb: error: {text}", file=sys.stderr)
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(?:([kmgtp])(i?)b?|b)?", re.I)
+_POWERS = {"k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
+
+
+def parse_size(text: str) -> int:
+    """``"500M"`` -> 524288000: bytes from a size with an optional unit.
+
+    K, M, G, T with or without "iB" are binary (``2G`` == ``2GiB`` == 2 * 1024**3); KB, MB,
+    GB, TB are decimal; a bare number is bytes.
+
+    Examples
+    --------
+    >>> parse_size("1.5GiB"), parse_size("700MB"), parse_size("1024")
+    (1610612736, 700000000, 1024)
+    """
+    m = _SIZE.fullmatch(text.strip())
+    if not m:
+        raise ValueError(f"{text!r} is not a size; use e.g. 500M, 2G, 1.5GiB, 700MB or a number of bytes")
+    number, unit, binary = float(m.group(1)), (m.group(2) or "").lower(), m.group(3)
+    decimal = bool(unit) and not binary and text.strip().lower().endswith("b")
+    size = int(number * ((1000 if decimal else 1024) ** _POWERS[unit] if unit else 1))
+    if size <= 0:
+        raise ValueError(f"{text!r}: the size must be more than 0 bytes")
+    return size
+
+
+def _size_arg(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 1 or more")
+    return value
+
+
+def _retries_arg(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+def _connections_arg(text: str) -> int | str:
+    return "auto" if text == "auto" else _positive_int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    common = _Parser(add_help=False)
+    # SUPPRESS: a --debug before the command must not be reset by the subcommand's default.
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks and debug logs")
+    parser = _Parser(
         prog="vidnb",
         description="Download video safely: resumable, verified, never half-written.",
         epilog=EXAMPLES,
@@ -25,7 +142,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = sub.add_parser("demo", help="serve the bundled sample on 127.0.0.1, download it, verify it")
+
+    get = sub.add_parser(
+        "get",
+        parents=[common],
+        help="download one or many videos (resumable; re-running skips what is done)",
+        description="Download videos. Finished files are skipped and .part files resumed, so the same "
+        "command can be run again after a failure or Ctrl-C.",
+        epilog=GET_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    get.add_argument("urls", nargs="*", metavar="URL", help="http(s) URLs to download")
+    get.add_argument("-o", "--output", metavar="PATH", default=".",
+                     help="folder to save into (default: the current folder); a file path when there is exactly one URL")
+    get.add_argument("-i", "--input", metavar="MANIFEST", help="read URLs (and filenames) from a text or CSV file")
+    get.add_argument("-j", "--jobs", type=_positive_int, default=8, metavar="CONCURRENCY",
+                     help="downloads at a time (default: %(default)s)")
+    get.add_argument("-x", "--connections", type=_connections_arg, default=None, metavar="CONNECTIONS",
+                     help="connections per file, using byte ranges (a number or 'auto'; default: 1)")
+    get.add_argument("--sha256", metavar="HEX", help="expected sha256 of the file (one URL only)")
+    get.add_argument("--retries", type=_retries_arg, default=5, metavar="N",
+                     help="retries on network errors, timeouts, 408/429/5xx (default: %(default)s)")
+    get.add_argument("--overwrite", action="store_true", help="download again files that already exist")
+    get.add_argument("--max-size", type=_size_arg, metavar="SIZE",
+                     help="refuse files larger than this: 500M, 2G, 1.5GiB (binary), 700MB (decimal), or bytes")
+    get.add_argument("--names", choices=("url", "server"), default="url",
+                     help="name files without a given filename from the URL (default) or as the server says")
+    get.add_argument("-q", "--quiet", action="store_true", help="no progress bars and no summary")
+
+    info = sub.add_parser(
+        "info",
+        parents=[common],
+        help="show what the server says about a URL, without downloading it",
+        description="Ask the server about a URL (HEAD, then the first 1 KiB for the format) and print size, "
+        "type, final URL, range support and the sniffed format.",
+    )
+    info.add_argument("url", metavar="URL")
+
+    demo = sub.add_parser("demo", parents=[common],
+                          help="serve the bundled sample on 127.0.0.1, download it, verify it")
     demo.add_argument("--dest", default="vidnb-demo", help="folder to save into (default: %(default)s)")
     demo.add_argument("--webm", action="store_true", help="use the WebM sample instead of the MP4")
     demo.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -34,27 +189,246 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="vidnb: %(message)s")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) and usage errors (2)
+        return int(exc.code or 0)
+    debug = bool(getattr(args, "debug", False))
+    logging.basicConfig(level=logging.WARNING, format="vidnb: %(message)s")
+    if debug:
+        logging.getLogger("vidnb").setLevel(logging.DEBUG)
     if args.command is None:
         parser.print_help(sys.stderr)
-        return 2
+        return EXIT_USAGE
+    commands: dict[str, Callable[[argparse.Namespace], int]] = {"get": _get, "info": _info, "demo": _demo}
     try:
-        if args.command == "demo":
-            from .demo import run_demo
-
-            run_demo(args.dest, progress=not args.quiet, name="sample.webm" if args.webm else "sample.mp4")
-            return 0
+        return commands[args.command](args)
+    except BrokenPipeError:
+        # stdout went away (`vidnb get ... | head`): stop quietly, and keep Python from complaining at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
     except KeyboardInterrupt:
-        print("vidnb: interrupted; partial files are kept, run the same command again to resume", file=sys.stderr)
-        return 130
-    except (VidnbError, ValueError) as exc:
-        if args.debug:
+        print("vidnb: interrupted; partial files are kept: run the same command again to resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except _UsageError as exc:
+        if debug:
             raise
-        print(f"vidnb: error: {exc}", file=sys.stderr)
-        return 1
-    parser.error(f"unknown command {args.command!r}")
-    return 2  # pragma: no cover - parser.error exits
+        _print_error(exc)
+        return EXIT_USAGE
+    except VidnbError as exc:
+        if debug:
+            raise
+        _print_error(exc)
+        return EXIT_FAILED
+    except Exception as exc:  # noqa: BLE001 - the promise is one line, never a traceback
+        if debug:
+            raise
+        _print_error(f"{type(exc).__name__}: {exc} (run with --debug for details)")
+        return EXIT_FAILED
+
+
+class _UsageError(Exception):
+    """Bad input found before anything was downloaded: exit code 2."""
+
+
+# --------------------------------------------------------------------------- get
+
+
+def _get(args: argparse.Namespace) -> int:
+    from ._batch import download_many, read_manifest
+    from ._fmt import human_bytes, human_duration
+    from ._runner import run_sync
+
+    items: list[Any] = list(args.urls)
+    try:
+        if args.input:
+            items += read_manifest(args.input)
+    except ValueError as exc:
+        raise _UsageError(exc) from None
+    if not items:
+        raise _UsageError("give at least one URL, or a manifest with -i (see 'vidnb get --help')")
+    if args.sha256 and len(items) != 1:
+        raise _UsageError("--sha256 needs exactly one URL; use a CSV manifest with a sha256 column for several")
+
+    out = args.output
+    dest_dir: str = out
+    if len(items) == 1 and not out.endswith(("/", os.sep)) and not Path(out).is_dir() and out != ".":
+        # One URL and a path that is not a folder: that path is the file.
+        entry = items[0]
+        url, digest = (entry, None) if isinstance(entry, str) else (entry[0], entry[2])
+        dest_dir, name = str(Path(out).parent), Path(out).name
+        items = [(url, name, args.sha256 or digest)]
+    elif args.sha256:
+        entry = items[0]
+        items = [(entry, None, args.sha256)] if isinstance(entry, str) else [(entry[0], entry[1], args.sha256)]
+
+    options: dict[str, Any] = {"retries": args.retries, "overwrite": args.overwrite}
+    if args.max_size is not None:
+        options["max_bytes"] = args.max_size
+    if args.connections is not None:
+        options["connections"] = args.connections
+
+    bars = not args.quiet and sys.stderr is not None and sys.stderr.isatty()
+    write = _writer(bars)
+
+    def finished(outcome: Any) -> None:
+        r = outcome.result
+        if r is None:
+            write(f"vidnb: failed: {outcome.url}: {_one_line(outcome.error)}", sys.stderr)
+            return
+        note = "  already there" if r.skipped else ("  resumed" if r.resumed else "")
+        write(f"{r.path}  {human_bytes(r.size)}  {r.elapsed:.2f} s{note}", sys.stdout)
+
+    try:
+        batch = run_sync(
+            download_many(
+                items, dest_dir, concurrency=args.jobs, progress=bars, names=args.names, on_item=finished, **options
+            )
+        )
+    except (ValueError, TypeError) as exc:  # the plan was refused before any request
+        raise _UsageError(exc) from None
+    if not args.quiet:
+        skipped = sum(1 for r in batch.results if r.skipped)
+        there = f" ({skipped} already there)" if skipped else ""
+        print(
+            f"vidnb: {len(batch.ok)} done{there}, {len(batch.failed)} failed, "
+            f"{human_bytes(batch.downloaded_bytes)} in {human_duration(batch.elapsed)}",
+            file=sys.stderr,
+        )
+    return EXIT_FAILED if batch.failed else EXIT_OK
+
+
+def _writer(bars: bool) -> Callable[[str, Any], None]:
+    if not bars:
+        def plain(line: str, stream: Any) -> None:
+            print(line, file=stream, flush=stream is sys.stderr)
+        return plain
+    from tqdm.auto import tqdm
+
+    def above_bars(line: str, stream: Any) -> None:
+        tqdm.write(line, file=stream)  # clears and redraws the bars around the line
+    return above_bars
+
+
+# --------------------------------------------------------------------------- info
+
+
+def _info(args: argparse.Namespace) -> int:
+    from ._runner import run_sync
+    from ._urls import validate_url
+
+    try:
+        url = validate_url(args.url)
+    except ValueError as exc:
+        raise _UsageError(exc) from None
+    for label, value in run_sync(probe(url)):
+        print(f"{label:<14}{value}")
+    return EXIT_OK
+
+
+#: HEAD answers that mean "ask with GET instead" (405/501: not supported; 403: presigned GET-only URLs).
+HEAD_REFUSED = (403, 405, 501)
+
+
+async def probe(url: str) -> list[tuple[str, str]]:
+    """Ask the server about ``url``: HEAD, then the first KiB with a ranged GET to sniff the format.
+
+    Returns ``(label, value)`` rows for display.
+    """
+    import aiohttp
+    from multidict import CIMultiDict
+
+    from ._download import MAX_REDIRECTS, _content_range, new_session
+    from ._errors import HTTPStatusError, translate
+    from ._fmt import human_bytes
+    from ._sniff import SNIFF_BYTES, describe_non_video, sniff
+    from ._urls import choose_filename, redact_url
+
+    shown = redact_url(url)
+    headers = {"Accept-Encoding": "identity"}
+    try:
+        async with new_session() as session:
+            # Connection: close, because some servers send a body after a HEAD answer, which would
+            # poison the connection for the GET that follows.
+            head_req = {**headers, "Connection": "close"}
+            try:
+                async with session.head(
+                    url, headers=head_req, allow_redirects=True, max_redirects=MAX_REDIRECTS
+                ) as resp:
+                    head_status, head_headers, final = resp.status, resp.headers.copy(), str(resp.url)
+                    reason = resp.reason or ""
+            except aiohttp.ClientResponseError as exc:
+                # A malformed HEAD answer (a body after it, say): HEAD is only a shortcut; GET decides.
+                log.debug("HEAD %s failed (%s); asking with GET", shown, exc)
+                head_status, head_headers, final, reason = 0, CIMultiDict(), url, ""
+            if head_status >= 400 and head_status not in HEAD_REFUSED:  # 0: HEAD broke, see above
+                raise HTTPStatusError(head_status, redact_url(final), reason)
+            ranged = {**headers, "Range": f"bytes=0-{SNIFF_BYTES - 1}"}
+            async with session.get(url, headers=ranged, max_redirects=MAX_REDIRECTS) as resp:
+                if resp.status >= 400:
+                    raise HTTPStatusError(resp.status, redact_url(str(resp.url)), resp.reason or "")
+                get_status, get_headers, final = resp.status, resp.headers.copy(), str(resp.url)
+                body = bytearray()
+                while len(body) < SNIFF_BYTES:
+                    chunk = await resp.content.readany()
+                    if not chunk:
+                        break
+                    body += chunk
+                # Leaving without reading the rest closes this connection: fine for one probe.
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        raise translate(exc, url=shown) from exc
+
+    head_ok = 200 <= head_status < 300
+    meta = head_headers if head_ok else get_headers
+    size: int | None
+    if get_status == 206:
+        size = _content_range(get_headers.get("Content-Range"))[1]
+    else:
+        size = int(get_headers["Content-Length"]) if get_headers.get("Content-Length", "").isdigit() else None
+    if size is None and head_ok and head_headers.get("Content-Length", "").isdigit():
+        size = int(head_headers["Content-Length"])
+    ctype = meta.get("Content-Type") or get_headers.get("Content-Type")
+    head = bytes(body[:SNIFF_BYTES])
+    fmt = sniff(head)
+    name = choose_filename(final, meta.get("Content-Disposition") or get_headers.get("Content-Disposition"))
+    if name is None:
+        name = "video" + (fmt.extension if fmt else "")
+    elif fmt is not None and not Path(name).suffix:
+        name += fmt.extension
+
+    rows = [("url", shown)]
+    if final != url:
+        rows.append(("final url", redact_url(final)))
+    if head_ok:
+        rows.append(("status", f"{head_status} (HEAD)"))
+    else:
+        why = f"refused with {head_status}" if head_status else "answer was malformed"
+        rows.append(("status", f"{get_status} (ranged GET; HEAD {why})"))
+    rows.append(("size", f"{human_bytes(size)} ({size:,} bytes)" if size is not None else "unknown (no Content-Length)"))
+    rows.append(("type", ctype or "unknown"))
+    if get_status == 206:
+        ranges = "yes (resumable; several connections possible)"
+    elif head_headers.get("Accept-Ranges", "").lower() == "bytes" and get_status != 200:
+        ranges = "announced, not checked"
+    else:
+        ranges = "no (a broken download starts again from zero)"
+    rows.append(("ranges", ranges))
+    rows.append(("format", f"{fmt.name} (sniffed)" if fmt else f"not a video: {describe_non_video(head, ctype)}"))
+    rows.append(("name", name))
+    for label, key in (("etag", "ETag"), ("last-modified", "Last-Modified")):
+        if meta.get(key):
+            rows.append((label, meta[key]))
+    return rows
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(args.dest, progress=not args.quiet, name="sample.webm" if args.webm else "sample.mp4")
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,7 +14,8 @@ original exception chained as ``__cause__``::
     │   ├── UnsupportedEncryptionError              an HLS stream encrypted with SAMPLE-AES, DRM, ...
     │   └── LiveStreamError                         a live HLS stream, without live_duration=
     ├── TooLargeError                               larger than ``max_bytes``
-    └── DestinationError (also OSError)             cannot write where asked (no space, ...)
+    ├── DestinationError (also OSError)             cannot write where asked (no space, ...)
+    └── BatchError                                  some items of download_many failed (raise_on_error=True)
 
 Messages say what happened and what to do next.
 """

@@ -161,6 +161,9 @@ async def serve_route(request: web.Request, route: Route) -> web.StreamResponse:
     else:
         resp.content_length = route.declared_length if route.declared_length is not None else end - start
     await resp.prepare(request)
+    if request.method == "HEAD":
+        await resp.write_eof()
+        return resp
 
     try:
         return await _send_body(request, resp, route, data[start:end], route.drops.get(n))

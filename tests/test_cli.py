@@ -1,0 +1,251 @@
+"""The vidnb command, run as a subprocess against the local test server."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from conftest import make_video, sha
+
+from vidnb import _files
+from vidnb._cli import parse_size
+from vidnb.demo import Route, serve_route
+
+_ids = itertools.count()
+
+
+def vidnb(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "vidnb", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def one_line_error(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vidnb: error: "), stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+# ---------------------------------------------------------------- get
+
+
+def test_get_prints_a_line_per_file_and_exits_1_when_one_failed(serve, tmp_path):
+    a, b = make_video(50_000, seed=1), make_video(70_000, seed=2)
+    (ua, _), (ub, _) = serve(a, name="a.mp4"), serve(b, name="b.mp4")
+    missing, _ = serve(statuses=[404], name="gone.mp4")
+    proc = vidnb("get", ua, missing, ub, "-o", "out/", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    lines = sorted(proc.stdout.splitlines())
+    assert len(lines) == 2
+    assert lines[0].startswith("out/a.mp4  48.8 KiB  ") and lines[0].endswith(" s")
+    assert lines[1].startswith("out/b.mp4  68.4 KiB  ")
+    assert f"vidnb: failed: {missing}: HTTP 404" in proc.stderr
+    assert "vidnb: 2 done, 1 failed" in proc.stderr and "Traceback" not in proc.stderr
+    assert (tmp_path / "out" / "a.mp4").read_bytes() == a and (tmp_path / "out" / "b.mp4").read_bytes() == b
+
+
+def test_get_again_skips_finished_files_and_exits_0(serve, tmp_path):
+    data = make_video(30_000)
+    url, route = serve(data, name="clip.mp4")
+    assert vidnb("get", url, cwd=tmp_path).returncode == 0
+    again = vidnb("get", url, cwd=tmp_path)
+    assert again.returncode == 0
+    assert again.stdout.strip().endswith("already there") and len(route.requests) == 1
+    assert "1 done (1 already there), 0 failed" in again.stderr
+
+
+def test_get_to_a_file_path_with_a_checksum(serve, tmp_path):
+    data = make_video(40_000)
+    url, _ = serve(data, name="x.mp4")
+    ok = vidnb("get", url, "-o", "talk.mp4", "--sha256", sha(data), "-q", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "talk.mp4").read_bytes() == data and ok.stderr == ""
+    bad = vidnb("get", url, "-o", "other.mp4", "--sha256", "0" * 64, cwd=tmp_path)
+    assert bad.returncode == 1 and "sha256 is" in bad.stderr and not (tmp_path / "other.mp4").exists()
+
+
+def test_get_from_a_manifest_with_concurrency(serve, tmp_path):
+    datas = [make_video(20_000 + i, seed=i) for i in range(5)]
+    urls = [serve(d, name=f"m{i}.mp4")[0] for i, d in enumerate(datas)]
+    (tmp_path / "list.txt").write_text("# five clips\n\n" + "\n".join(f"{u} clip-{i}.mp4" for i, u in enumerate(urls)))
+    proc = vidnb("get", "-i", "list.txt", "-o", "videos", "-j", "3", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert len(proc.stdout.splitlines()) == 5
+    for i, d in enumerate(datas):
+        assert (tmp_path / "videos" / f"clip-{i}.mp4").read_bytes() == d
+
+
+def test_max_size_refuses_a_larger_file(serve, tmp_path):
+    url, _ = serve(make_video(50_000), name="big.mp4")
+    proc = vidnb("get", url, "--max-size", "10K", cwd=tmp_path)
+    assert proc.returncode == 1 and "more than max_bytes=10240" in proc.stderr
+    assert not (tmp_path / "big.mp4").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([], "give at least one URL"),
+        (["-j", "0", "http://127.0.0.1:9/a.mp4"], "must be 1 or more"),
+        (["--max-size", "lots", "http://127.0.0.1:9/a.mp4"], "is not a size"),
+        (["--sha256", "ab" * 32, "http://127.0.0.1:9/a.mp4", "http://127.0.0.1:9/b.mp4"], "exactly one URL"),
+        (["ftp://example.com/a.mp4"], "only http:// and https://"),
+        (["-i", "missing.txt"], "does not exist"),
+        (["--bogus"], "unrecognized arguments"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(tmp_path, args, message):
+    proc = vidnb("get", *args, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert message in one_line_error(proc.stderr)
+
+
+def test_duplicate_urls_exit_2_before_any_request(serve, tmp_path):
+    url, route = serve(make_video(10_000), name="d.mp4")
+    proc = vidnb("get", url, url, cwd=tmp_path)
+    assert proc.returncode == 2 and "is already listed" in proc.stderr and "Traceback" not in proc.stderr
+    assert route.requests == []
+
+
+def test_debug_shows_the_traceback(tmp_path):
+    proc = vidnb("--debug", "get", "ftp://example.com/a.mp4", cwd=tmp_path)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+def test_help_has_examples(tmp_path):
+    top = vidnb("--help", cwd=tmp_path)
+    get = vidnb("get", "--help", cwd=tmp_path)
+    assert top.returncode == get.returncode == 0
+    assert "examples:" in top.stdout and "vidnb get" in top.stdout and "vidnb info" in top.stdout
+    assert "--max-size" in get.stdout and "manifests (-i)" in get.stdout
+
+
+def test_demo_still_works(tmp_path):
+    proc = vidnb("demo", "-q", "--dest", "d", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "sha256 verified" in proc.stdout and (tmp_path / "d" / "sample.mp4").exists()
+
+
+# ---------------------------------------------------------------- Ctrl-C
+
+
+@pytest.mark.slow
+def test_ctrl_c_exits_130_and_the_same_command_resumes(serve, tmp_path):
+    data = make_video(3 * 1024 * 1024)
+    url, route = serve(data, name="slow.mp4", rate=512 * 1024)
+    part = _files.part_path(tmp_path / "slow.mp4")
+    # A child inherits an ignored SIGINT (e.g. from a background job); make sure it gets the default.
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vidnb", "get", url], cwd=tmp_path, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )
+    finally:
+        if ignored:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+    deadline = time.monotonic() + 30
+    while not (part.exists() and part.stat().st_size > 200_000):
+        assert time.monotonic() < deadline and proc.poll() is None, "the download never got going"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    kept = part.stat().st_size
+    assert 0 < kept < len(data) and not (tmp_path / "slow.mp4").exists()
+    assert _files.sidecar_path(tmp_path / "slow.mp4").exists()
+
+    route.rate = None
+    again = vidnb("get", url, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "slow.mp4").read_bytes() == data
+    assert route.requests[-1]["Range"] == f"bytes={kept}-" and route.full_bodies == 1
+    assert again.stdout.strip().endswith("resumed")
+
+
+# ---------------------------------------------------------------- info
+
+
+def test_info_reports_what_the_server_says(serve, tmp_path):
+    data = make_video(123_456)
+    url, route = serve(data, name="clip.mp4")
+    proc = vidnb("info", url, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rows = dict(line.split(None, 1) for line in proc.stdout.splitlines())
+    assert rows["size"] == "120.6 KiB (123,456 bytes)"
+    assert rows["type"] == "video/mp4" and rows["format"] == "mp4 (sniffed)" and rows["name"] == "clip.mp4"
+    assert rows["ranges"].startswith("yes")
+    assert rows["etag"] == route.etag
+    assert route.requests[-1]["Range"] == "bytes=0-1023"
+    assert not (tmp_path / "clip.mp4").exists()
+
+
+@pytest.fixture
+def head_refusing(server):
+    """A route whose server answers HEAD with 405, recording each request's method."""
+    data = make_video(77_777)
+    route = Route(data)
+    methods: list[str] = []
+    path = f"/nohead{next(_ids)}/v.mp4"
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        methods.append(request.method)
+        if request.method == "HEAD":
+            return web.Response(status=405)
+        return await serve_route(request, route)
+
+    old = server.fallback
+    server.fallback = lambda request: handle(request) if request.path == path else old(request)
+    yield server.url(path), route, methods
+    server.fallback = old
+
+
+def test_info_falls_back_to_a_ranged_get_when_head_is_refused(head_refusing, tmp_path):
+    url, route, methods = head_refusing
+    proc = vidnb("info", url, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert methods == ["HEAD", "GET"] and route.requests[-1]["Range"] == "bytes=0-1023"
+    assert "77,777 bytes" in proc.stdout and "refused with 405" in proc.stdout
+    assert "mp4 (sniffed)" in proc.stdout
+
+
+def test_info_says_when_it_is_not_a_video(serve, tmp_path):
+    url, _ = serve(b"<!doctype html><html><body>Sign in</body></html>", name="v.mp4", content_type="text/html")
+    proc = vidnb("info", url, cwd=tmp_path)
+    assert proc.returncode == 0 and "not a video: an HTML page" in proc.stdout
+
+
+def test_info_of_a_missing_url_is_one_line_and_exit_1(serve, tmp_path):
+    url, _ = serve(statuses=[404] * 5, name="gone.mp4")
+    proc = vidnb("info", url, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "HTTP 404" in one_line_error(proc.stderr)
+
+
+# ---------------------------------------------------------------- sizes
+
+
+@pytest.mark.parametrize(
+    "text, size",
+    [("1024", 1024), ("500M", 500 * 1024**2), ("2G", 2 * 1024**3), ("1.5GiB", 1536 * 1024**2),
+     ("700MB", 700_000_000), ("10k", 10_240), ("3 KiB", 3072), ("12b", 12)],
+)
+def test_sizes(text, size):
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "M", "-5", "1.5.2G", "2X", "0"])
+def test_bad_sizes(text):
+    with pytest.raises(ValueError):
+        parse_size(text)
