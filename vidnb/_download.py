@@ -31,7 +31,7 @@ from typing import Any, Mapping, Union
 
 import aiohttp
 
-from . import _files, _hls
+from . import _files, _segments
 from ._errors import (
     ChecksumError,
     DestinationError,
@@ -208,7 +208,14 @@ async def download(
     session : aiohttp.ClientSession, optional
         Reuse a session (and its connections); it is not closed.
     connections : int or "auto"
-        Parallel connections for one file (byte ranges), or segments at once for HLS.
+        Parallel connections for one file (1 to 32), or segments at once for HLS. With more
+        than one, the first request asks for ``bytes=0-``; when the server answers 206 with
+        the size, the file is preallocated and fetched as byte ranges at once, each range
+        retried on its own, and an interruption resumes only the missing ranges (a server
+        without ranges gets one stream). Pays off when the server caps each connection;
+        on a fast link one stream is as fast. ``"auto"`` starts with one connection and
+        adds more (up to 16) only while each one is slower than 64 MiB/s and they keep
+        their speed as more open.
     variant : "best", "worst" or int
         For HLS master playlists: which stream to fetch ("best" bandwidth, "worst", or
         the highest stream not taller than this many pixels).
@@ -233,6 +240,7 @@ async def download(
         raise ValueError(f"max_bytes must be a positive number of bytes, not {max_bytes!r}")
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size <= 0):
         raise ValueError(f"chunk_size must be a positive number of bytes, not {chunk_size!r}")
+    connections = _segments.check_connections(connections)
     folder, path = _resolve_dest(dest)
     hls_options = dict(
         overwrite=overwrite,
@@ -247,8 +255,8 @@ async def download(
         variant=variant,
         live_duration=live_duration,
     )
-    if _hls.is_hls_url(url):
-        return await _with_session(session, lambda s: _hls.download_hls(url, folder, path, session=s, **hls_options))
+    if _maybe_hls_url(url) and _hls().is_hls_url(url):
+        return await _with_session(session, lambda s: _hls().download_hls(url, folder, path, session=s, **hls_options))
     if path is not None and path.exists() and not overwrite:
         return await existing_result(path, url, expected, t0)
 
@@ -267,6 +275,7 @@ async def download(
         require_video=require_video,
         tracker=Tracker(make_reporter(progress), path.name if path else ""),
         t0=t0,
+        connections=connections,
     )
 
     async def run(s: aiohttp.ClientSession) -> DownloadResult:
@@ -274,9 +283,22 @@ async def download(
             return await job.run(s)
         except _IsHLS:
             # The body turned out to be a playlist (a URL without .m3u8): fetch the stream it lists.
-            return await _hls.download_hls(job.final_url, folder, path, session=s, **hls_options)
+            return await _hls().download_hls(job.final_url, folder, path, session=s, **hls_options)
 
     return await _with_session(session, run)
+
+
+def _hls() -> Any:
+    # Imported on first use: the HLS module pulls in m3u8 and cryptography (~50 ms), which a
+    # plain video download never needs.
+    from . import _hls
+
+    return _hls
+
+
+def _maybe_hls_url(url: str) -> bool:
+    """A cheap pre-check, so ``_hls`` is imported only for URLs it may claim (it decides)."""
+    return ".m3u" in url.lower()
 
 
 async def _with_session(session: aiohttp.ClientSession | None, fn: Any) -> DownloadResult:
@@ -411,17 +433,7 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-_CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)", re.I)
-
-
-def _content_range(value: str | None) -> tuple[int | None, int | None]:
-    """(first byte, total) from a Content-Range header; None where absent or unknown."""
-    m = _CONTENT_RANGE.match(value or "")
-    if not m:
-        return None, None
-    start = int(m.group(1)) if m.group(1) is not None else None
-    total = int(m.group(3)) if m.group(3) != "*" else None
-    return start, total
+_content_range = _segments.content_range
 
 
 class _Download:
@@ -444,6 +456,7 @@ class _Download:
         require_video: bool,
         tracker: Tracker,
         t0: float,
+        connections: int | str = 1,
     ) -> None:
         self.url = url
         self.shown_url = redact_url(url)
@@ -466,6 +479,8 @@ class _Download:
         self.lock: _files.DestinationLock | None = None
         self.total: int | None = None
         self.done = 0
+        self.connections = connections
+        self.restarts = 0
 
     # ------------------------------------------------------------------ attempts
 
@@ -567,18 +582,30 @@ class _Download:
             or state is None
             or state.url != self.url
             or not state.validator
-            or state.segments
             or (state.total is not None and size > state.total)
         ):
             return None, 0
+        if state.segments:
+            # A multi-connection .part: resumable only piece by piece, never as one stream.
+            return (state, 0) if _segments.from_state(state, size) is not None else (None, 0)
         return state, size
 
     async def _attempt(self, session: aiohttp.ClientSession) -> DownloadResult:
         state, offset = (None, 0) if self.path is None else await self._resumable()
+        if state is not None and state.segments:
+            return await self._resume_segments(session, state, _segments.from_state(state, state.total or 0) or [])
+        if state is not None and offset and self.connections != 1 and state.total:
+            # A single-stream .part, and more connections asked for: the rest is one piece to share.
+            return await self._resume_segments(session, state, _segments.from_single(state.total, offset))
         headers = {**self.headers, "Accept-Encoding": "identity"}
+        probing = False
         if state is not None and offset:
             headers["Range"] = f"bytes={offset}-"
             headers["If-Range"] = state.validator or ""
+        elif self.connections != 1:
+            # A 206 to this proves the server does ranges and tells the size; a 200 means one stream.
+            headers["Range"] = "bytes=0-"
+            probing = True
         async with session.get(
             self.url,
             headers=headers,
@@ -605,7 +632,7 @@ class _Download:
                 if skipped is not None:
                     return skipped
                 state, offset = await self._resumable()
-                if offset:
+                if offset or (state is not None and state.segments):
                     raise _Again  # a .part of this file is there: ask again, for the missing bytes only
 
             range_start, range_total = _content_range(resp.headers.get("Content-Range"))
@@ -635,7 +662,7 @@ class _Download:
                         resp.headers.get("Content-Range"),
                     )
                     offset = 0
-            elif resp.status == 206:
+            elif resp.status == 206 and not (probing and range_start == 0 and range_total is not None):
                 # We did not ask for a range; a 206 here cannot be trusted to be the whole file.
                 raise IncompleteDownloadError(f"{self.shown_url} answered a plain request with a partial body (206).")
             total = range_total if resp.status == 206 else resp.content_length
@@ -648,15 +675,15 @@ class _Download:
             fmt = self._check_video(head if offset == 0 else _read_head(_files.part_path(self.path)), resp)  # type: ignore[arg-type]
 
             self.tracker.begin(self.path.name, total, offset)  # type: ignore[union-attr]
-            await _files.save_state(
-                self.path,  # type: ignore[arg-type]
-                _files.PartState(
-                    url=self.url,
-                    etag=resp.headers.get("ETag"),
-                    last_modified=resp.headers.get("Last-Modified"),
-                    total=total,
-                ),
+            new_state = _files.PartState(
+                url=self.url,
+                etag=resp.headers.get("ETag"),
+                last_modified=resp.headers.get("Last-Modified"),
+                total=total,
             )
+            if probing and resp.status == 206:
+                return await self._segmented(session, new_state, resp, head, fmt)
+            await _files.save_state(self.path, new_state)  # type: ignore[arg-type]
             hasher = None
             if self.sha256 is not None:
                 hasher = hashlib.sha256()
@@ -675,6 +702,83 @@ class _Download:
                 expected=total,
             )
         return self._finish(size, content_type, fmt.name if fmt else None, hasher)
+
+    # ------------------------------------------------------------------ several connections
+
+    async def _segmented(
+        self, session: aiohttp.ClientSession, state: _files.PartState, resp: aiohttp.ClientResponse, head: bytes, fmt: Any
+    ) -> DownloadResult:
+        """A fresh multi-connection download; ``resp`` is the open 206 for ``bytes=0-``."""
+        assert state.total is not None
+        first = 1 if self.connections == "auto" else int(self.connections)
+        segments = _segments.plan(state.total, first)
+        return await self._run_segments(session, state, segments, resp, head, fmt, fresh=True)
+
+    async def _resume_segments(
+        self, session: aiohttp.ClientSession, state: _files.PartState, segments: list[_segments.Segment]
+    ) -> DownloadResult:
+        """Fetch only the missing pieces of a ``.part`` left by an earlier attempt, call or process."""
+        assert self.path is not None and state.total is not None
+        done = sum(s.done for s in segments)
+        self.total, self.done = state.total, done
+        self._check_size(state.total)
+        _files.check_free_space(self.path, state.total - done)
+        self.tracker.begin(self.path.name, state.total, done)
+        if done:
+            self.resumed = True
+        return await self._run_segments(session, state, segments, None, b"", None, fresh=False)
+
+    async def _run_segments(
+        self,
+        session: aiohttp.ClientSession,
+        state: _files.PartState,
+        segments: list[_segments.Segment],
+        resp: aiohttp.ClientResponse | None,
+        head: bytes,
+        fmt: Any,
+        *,
+        fresh: bool,
+    ) -> DownloadResult:
+        assert self.path is not None and state.total is not None
+        fetch = _segments.SegmentedFetch(
+            session,
+            url=self.final_url if resp is not None else self.url,
+            headers=self.headers,
+            timeout=self.timeout,
+            dest=self.path,
+            state=state,
+            segments=segments,
+            connections=self.connections,
+            tracker=self.tracker,
+            retry=self.retry,
+            shown_url=self.shown_url,
+            fresh=fresh,
+        )
+        try:
+            info = await fetch.run(resp, head)
+        except (_segments.RangeMismatch, _segments.FileChanged) as exc:
+            self.restarts += 1
+            if isinstance(exc, _segments.RangeMismatch) or self.restarts > 2:
+                # Its ranges cannot be trusted: one stream is the safe way to get this file.
+                self.connections = 1
+            log.info("%s; starting again from zero", exc)
+            _files.discard_part(self.path)
+            self.resumed = False
+            raise _Again from None
+        finally:
+            self.done = sum(s.done for s in segments)
+            self.attempts += fetch.retries
+        self.final_url = info.final_url
+        part = _files.part_path(self.path)
+        if fmt is None:
+            # Resumed: the first bytes passed the video check when the sidecar was first written.
+            fmt = sniff(await asyncio.to_thread(_read_head, part))
+        hasher = None
+        if self.sha256 is not None:
+            # The pieces arrived out of order, so the hash is taken from the finished file, off the loop.
+            hasher = hashlib.sha256()
+            await asyncio.to_thread(_hash_file, part, None, hasher)
+        return self._finish(state.total, info.content_type, fmt.name if fmt else None, hasher)
 
     async def _name_from_response(self, resp: aiohttp.ClientResponse, head: bytes) -> DownloadResult | None:
         fmt = sniff(head)
@@ -799,13 +903,7 @@ class _Download:
 
 
 def _same_validators(state: _files.PartState, resp: aiohttp.ClientResponse) -> bool:
-    etag = resp.headers.get("ETag")
-    if state.etag and etag and state.etag != etag:
-        return False
-    lm = resp.headers.get("Last-Modified")
-    if not state.etag and state.last_modified and lm and state.last_modified != lm:
-        return False
-    return True
+    return _segments.same_validators(state, resp.headers)
 
 
 async def _read_head_from(resp: aiohttp.ClientResponse) -> bytes:

@@ -1,0 +1,215 @@
+"""Several connections for one file: ranges fetched at once, resumed piece by piece, verified.
+
+Sizes are chosen against ``_segments.MIN_SPLIT`` (512 KiB): pieces of a 3 MiB file split
+four ways are under twice that, so no piece is ever cut again and the requests the server
+sees are exactly the planned ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+import pytest
+from conftest import leftovers, make_video, sha
+
+import vidnb
+from vidnb import _files, _segments
+
+FAST = vidnb.Retry(total=5, backoff=0.01)
+_RANGE = re.compile(r"bytes=(\d+)-(\d*)$")
+
+
+def ranges(requests: list[dict[str, str]]) -> list[tuple[int, int | None]]:
+    """(first, last or None) of every ranged request, in order."""
+    out = []
+    for h in requests:
+        m = _RANGE.match(h.get("Range", ""))
+        if m:
+            out.append((int(m.group(1)), int(m.group(2)) if m.group(2) else None))
+    return out
+
+
+def missing(dest) -> set[tuple[int, int]]:
+    """The byte ranges (first, last) a segmented sidecar says are not on disk yet."""
+    state = json.loads(_files.sidecar_path(dest).read_text())
+    return {(s + d, e - 1) for s, e, d in state["segments"] if s + d < e}
+
+
+async def test_four_connections_fetch_four_ranges(serve, video, dest):
+    url, route = serve(video)
+    result = await vidnb.download(url, dest, connections=4, progress=False)
+    assert dest.read_bytes() == video
+    assert (result.size, result.format, result.attempts, result.resumed) == (len(video), "mp4", 1, False)
+    got = ranges(route.requests)
+    assert len(route.requests) == 4 and len(got) == 4
+    # The first request probes with an open range; the others ask for their own piece.
+    assert got[0] == (0, None)
+    starts = sorted(a for a, _ in got)
+    assert starts[0] == 0 and all(b == len(video) - 1 or b + 1 in starts for _, b in got[1:])
+    assert all(h["If-Range"] == route.etag for h in route.requests[1:])
+    assert leftovers(dest.parent) == ["clip.mp4"]
+
+
+async def test_a_dropped_piece_is_retried_alone_from_where_it_stopped(serve, video, dest):
+    url, route = serve(video, drops={2: 300_000})
+    result = await vidnb.download(url, dest, connections=4, retries=FAST, progress=False)
+    assert dest.read_bytes() == video
+    got = ranges(route.requests)
+    assert len(got) == 5 and result.attempts == 2
+    first, last = got[1]
+    assert got[4] == (first + 300_000, last)
+    # Every other piece was asked for once.
+    assert len({a for a, _ in got}) == 5
+
+
+async def test_failed_download_resumes_only_missing_pieces(serve, video, dest):
+    url, route = serve(video, drops={3: 200_000})
+    with pytest.raises(vidnb.IncompleteDownloadError):
+        await vidnb.download(url, dest, connections=4, retries=0, progress=False)
+    assert not dest.exists() and _files.part_path(dest).stat().st_size == len(video)
+    todo = missing(dest)
+    assert todo
+    before = len(route.requests)
+    # connections=1 still resumes piece by piece (never as one stream over a holey file).
+    result = await vidnb.download(url, dest, progress=False)
+    assert result.resumed and dest.read_bytes() == video
+    assert set(ranges(route.requests[before:])) == todo
+    assert leftovers(dest.parent) == ["clip.mp4"]
+
+
+async def test_cancelled_download_resumes_only_missing_pieces(serve, dest):
+    data = make_video(3 * 1024 * 1024)
+    url, route = serve(data, rate=2 * 1024 * 1024)
+    halfway = asyncio.Event()
+
+    def watch(ev: vidnb.ProgressEvent) -> None:
+        if ev.done > 600_000:
+            halfway.set()
+
+    task = asyncio.create_task(vidnb.download(url, dest, connections=4, progress=watch))
+    await halfway.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    todo = missing(dest)
+    assert todo and sum(b - a + 1 for a, b in todo) < len(data)
+    route.rate = None
+    before = len(route.requests)
+    result = await vidnb.download(url, dest, connections=4, progress=False)
+    assert result.resumed and dest.read_bytes() == data
+    assert set(ranges(route.requests[before:])) == todo
+
+
+async def test_single_stream_part_is_shared_out_when_more_connections_are_asked_for(serve, video, dest):
+    url, route = serve(video, drops={1: 1_000_000})
+    with pytest.raises(vidnb.IncompleteDownloadError):
+        await vidnb.download(url, dest, retries=0, progress=False)
+    result = await vidnb.download(url, dest, connections=4, progress=False)
+    assert result.resumed and dest.read_bytes() == video
+    got = ranges(route.requests[1:])
+    assert len(got) > 1 and min(a for a, _ in got) == 1_000_000
+
+
+async def test_server_without_ranges_falls_back_to_one_stream(serve, video, dest):
+    url, route = serve(video, ranges=False)
+    result = await vidnb.download(url, dest, connections=8, progress=False)
+    assert dest.read_bytes() == video and result.attempts == 1
+    assert len(route.requests) == 1 and route.requests[0]["Range"] == "bytes=0-"
+    assert leftovers(dest.parent) == ["clip.mp4"]
+
+
+async def test_small_file_needs_no_second_connection(serve, dest):
+    data = make_video(300_000)
+    url, route = serve(data)
+    await vidnb.download(url, dest, connections=4, progress=False)
+    assert dest.read_bytes() == data and len(route.requests) == 1
+
+
+async def test_content_range_mismatch_restarts_from_zero_with_one_stream(video, dest, server):
+    """A server whose 206 for a piece starts at the wrong byte must not be trusted with pieces."""
+    from aiohttp import web
+
+    calls: list[dict[str, str]] = []
+
+    async def bad_range(request: web.Request) -> web.StreamResponse:
+        calls.append(dict(request.headers))
+        m = _RANGE.match(request.headers.get("Range", ""))
+        if m is None:
+            return web.Response(body=video, headers={"ETag": '"e"'}, content_type="video/mp4")
+        start = int(m.group(1))
+        end = int(m.group(2)) + 1 if m.group(2) else len(video)
+        start = max(start - 1000, 0) if start else 0  # pieces come back 1000 bytes early
+        return web.Response(
+            status=206,
+            body=video[start:end],
+            headers={"Content-Range": f"bytes {start}-{end - 1}/{len(video)}", "ETag": '"e"'},
+            content_type="video/mp4",
+        )
+
+    old = server.fallback
+    server.fallback = lambda request: bad_range(request) if request.path == "/badpieces/x.mp4" else old(request)
+    try:
+        result = await vidnb.download(server.url("/badpieces/x.mp4"), dest, connections=4, retries=FAST, progress=False)
+    finally:
+        server.fallback = old
+    assert dest.read_bytes() == video and not result.resumed
+    assert "Range" not in calls[-1]
+    assert leftovers(dest.parent) == ["clip.mp4"]
+
+
+async def test_file_changed_between_calls_restarts_from_zero(serve, video, dest):
+    url, route = serve(video, drops={2: 100_000})
+    with pytest.raises(vidnb.IncompleteDownloadError):
+        await vidnb.download(url, dest, connections=4, retries=0, progress=False)
+    new = make_video(len(video) + 5000, seed=7)
+    route.data, route.etag = new, '"v2"'
+    result = await vidnb.download(url, dest, connections=4, progress=False)
+    assert dest.read_bytes() == new and not result.resumed
+
+
+async def test_sha256_is_checked_for_several_connections(serve, video, dest, tmp_path):
+    url, _ = serve(video)
+    result = await vidnb.download(url, dest, connections=4, sha256=sha(video), progress=False)
+    assert result.sha256 == sha(video)
+    other = tmp_path / "other.mp4"
+    with pytest.raises(vidnb.ChecksumError):
+        await vidnb.download(url, other, connections=4, sha256="0" * 64, progress=False)
+    assert leftovers(tmp_path) == ["out"]
+
+
+async def test_one_progress_count_for_the_whole_file(serve, video, dest):
+    url, _ = serve(video)
+    events: list[vidnb.ProgressEvent] = []
+    await vidnb.download(url, dest, connections=4, progress=events.append)
+    assert events[-1].state == "done" and events[-1].done == events[-1].total == len(video)
+    assert all(e.total == len(video) for e in events)
+
+
+async def test_name_from_the_server_with_several_connections(serve, video, tmp_path):
+    url, route = serve(video, name="from-url.mp4")
+    result = await vidnb.download(url, tmp_path, connections=4, progress=False)
+    assert result.path == tmp_path / "from-url.mp4" and result.path.read_bytes() == video
+    assert len(route.requests) == 4
+
+
+async def test_auto_keeps_one_connection_on_a_fast_server(serve, dest):
+    data = make_video(4 * 1024 * 1024)
+    url, route = serve(data)
+    await vidnb.download(url, dest, connections="auto", progress=False)
+    assert dest.read_bytes() == data and len(route.requests) == 1
+
+
+async def test_auto_adds_connections_when_each_one_is_capped(serve, dest):
+    data = make_video(4 * 1024 * 1024)
+    url, route = serve(data, rate=2 * 1024 * 1024)  # per response, like nginx limit_rate
+    result = await vidnb.download(url, dest, connections="auto", progress=False)
+    assert dest.read_bytes() == data and result.attempts == 1
+    assert len(ranges(route.requests)) >= 3
+
+
+@pytest.mark.parametrize("bad", [0, -1, _segments.MAX_CONNECTIONS + 1, "many", True, 2.0])
+async def test_bad_connections_value_is_refused(bad, dest):
+    with pytest.raises(ValueError, match="connections"):
+        await vidnb.download("http://127.0.0.1:1/x.mp4", dest, connections=bad, progress=False)
