@@ -242,11 +242,11 @@ def _wait_for(predicate, timeout: float = 30.0) -> None:
 
 @pytest.mark.slow
 def test_download_killed_with_its_process_resumes_in_another(serve, dest):
-    data = make_video(4 * 1024 * 1024)
+    data = make_video(6 * 1024 * 1024)  # above SMALL_FILE, so the resume record is written up front
     url, route = serve(data, rate=1024 * 1024)
     proc = _spawn_download(url, dest)
     part = _files.part_path(dest)
-    _wait_for(lambda: part.exists() and part.stat().st_size > 300_000)
+    _wait_for(lambda: part.exists() and part.stat().st_size > 300_000 and _files.sidecar_path(dest).exists())
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     kept = part.stat().st_size

@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Sequence, Union
 
 import aiohttp
 
-from ._download import DownloadResult, _check_sha256, _ssl_context, download, new_session
+from ._download import DownloadResult, _check_sha256, download, new_session, ssl_context
 from ._errors import DestinationError, VidnbError
 from ._fmt import human_bytes, human_duration, human_rate
 from ._progress import ProgressEvent, ProgressOption, ProgressReporter, in_notebook, make_reporter
@@ -483,6 +483,8 @@ async def download_many(
     raise_on_error: bool = False,
     names: Literal["url", "server"] = "url",
     on_item: Callable[[ItemOutcome], Any] | None = None,
+    client: Any = None,
+    partition_size: int | None = None,
     **download_options: Any,
 ) -> BatchResult:
     """Download many videos into one folder, ``concurrency`` at a time, on one shared session.
@@ -511,7 +513,20 @@ async def download_many(
         How files without an explicit filename are named: from the URL path when it has an
         extension (known before starting), or always as the server says.
     on_item : callable, optional
-        Called with each :class:`ItemOutcome` as it finishes (in completion order).
+        Called with each :class:`ItemOutcome` as it finishes (in completion order; with
+        ``client=``, as each partition comes back).
+    client : dask.distributed.Client, optional
+        Run the batch on a Dask cluster (needs ``pip install 'vidnb[dask]'``): the items are
+        split into partitions, each partition runs on a worker with this same engine
+        (``concurrency`` downloads at a time per partition), and one :class:`BatchResult`
+        comes back, as from a local run. ``dest_dir`` must be a path every worker can write
+        (a shared filesystem, or a local disk on a one-machine cluster); this is checked on
+        every worker before any download starts. With progress, one overall bar (files,
+        bytes) is fed from the workers; a callable receives overall events (``name`` says
+        how many files are finished, ``done`` counts bytes fetched). See :mod:`vidnb._dask`.
+    partition_size : int, optional
+        Items per Dask task (only with ``client=``). Default: enough partitions for about
+        four per worker thread, each at least ``concurrency`` items and at most 500.
     **download_options
         Passed to :func:`vidnb.download` for every item (``overwrite``, ``retries``,
         ``max_bytes``, ``headers``, ``timeout``, ``connections``, ``session``...).
@@ -526,6 +541,8 @@ async def download_many(
     >>> batch
     <BatchResult 2 ok, 0 failed, 96.3 MiB in 1.4 s>
     >>> await vidnb.download_many("videos.csv", "videos/", concurrency=16, raise_on_error=True)  # doctest: +SKIP
+    >>> from dask.distributed import Client                                   # doctest: +SKIP
+    >>> await vidnb.download_many("videos.csv", "/shared/videos", client=Client("tcp://scheduler:8786"))  # doctest: +SKIP
     """
     t0 = time.monotonic()
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
@@ -533,8 +550,27 @@ async def download_many(
     if names not in ("url", "server"):
         raise ValueError(f"names must be 'url' or 'server', not {names!r}")
     _check_options(download_options)
+    if client is not None:
+        from . import _dask  # distributed is imported only here: it is an optional extra
+
+        _dask.check_client(client, partition_size, download_options)
+    elif partition_size is not None:
+        raise TypeError("partition_size= applies only with client= (a Dask cluster)")
     folder = Path(os.fspath(dest_dir)).expanduser()
     jobs = _plan(items, folder, names)
+    if client is not None:
+        return await _dask.download_on_cluster(
+            client,
+            jobs,
+            folder,
+            t0=t0,
+            concurrency=concurrency,
+            partition_size=partition_size,
+            progress=progress,
+            raise_on_error=raise_on_error,
+            on_item=on_item,
+            download_options=download_options,
+        )
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -546,33 +582,61 @@ async def download_many(
     bars: _Bars | None = None
     per_file: ProgressReporter | None = None
     if progress == "auto" or progress is True:
-        stream = sys.stderr
-        tty = bool(stream is not None and hasattr(stream, "isatty") and stream.isatty())
-        if progress is True or in_notebook() or tty:
+        if progress is True or _can_draw():
             bars = _Bars(len(jobs), workers_n, file_bars=True)
     elif progress is not None and progress is not False:
         per_file = make_reporter(progress)
 
+    outcomes = await run_jobs(jobs, concurrency=workers_n, bars=bars, per_file=per_file, on_item=on_item,
+                              download_options=download_options)
+    result = BatchResult(outcomes, time.monotonic() - t0)
+    if raise_on_error:
+        result.raise_for_errors()
+    return result
+
+
+def _can_draw() -> bool:
+    stream = sys.stderr
+    tty = bool(stream is not None and hasattr(stream, "isatty") and stream.isatty())
+    return in_notebook() or tty
+
+
+async def run_jobs(
+    jobs: list[_Job],
+    *,
+    concurrency: int,
+    bars: _Bars | None = None,
+    per_file: ProgressReporter | None = None,
+    on_item: Callable[[ItemOutcome], Any] | None = None,
+    download_options: dict[str, Any],
+) -> list[ItemOutcome]:
+    """Run planned jobs, ``concurrency`` at a time: the engine of a local batch and of one Dask partition.
+
+    Returns the outcomes in the order of ``jobs``.
+    """
+    download_options = dict(download_options)
+    workers_n = min(concurrency, len(jobs))
+    if workers_n == 0:
+        return []
     session = download_options.pop("session", None)
     own_session = session is None
     if own_session:
         conns = download_options.get("connections", 1)
         per_item = conns if isinstance(conns, int) and conns > 0 else 8
-        ctx = _ssl_context()
         # One pool for the batch: connections are reused from one file to the next.
-        connector = aiohttp.TCPConnector(limit=workers_n * per_item, ssl=ctx if ctx is not None else True)
+        connector = aiohttp.TCPConnector(limit=workers_n * per_item, ssl=ssl_context())
         session = new_session(connector=connector)
 
     outcomes: list[ItemOutcome | None] = [None] * len(jobs)
     claimed: dict[Path, _Job] = {j.dest: j for j in jobs if j.named}
-    queue = iter(jobs)  # shared by the workers: each next() hands out one job
+    queue = iter(enumerate(jobs))  # shared by the workers: each next() hands out one job
 
     async def worker(slot: int) -> None:
         reporter: ProgressReporter | None = per_file
         tracked = bars.slots[slot] if bars is not None else None
         if tracked is not None:
             reporter = tracked
-        for job in queue:
+        for position, job in queue:
             if tracked is not None:
                 tracked.next_item()
             try:
@@ -583,7 +647,7 @@ async def download_many(
                 outcome = ItemOutcome(job.index, job.url, job.dest if job.named else None, None, exc, job.source)
             else:
                 outcome = _claim(job, result, claimed)
-            outcomes[job.index] = outcome
+            outcomes[position] = outcome
             if bars is not None:
                 bars.item_finished(outcome.ok)
             if on_item is not None:
@@ -603,11 +667,7 @@ async def download_many(
             await bars.close()
         if own_session:
             await session.close()
-
-    result = BatchResult([o for o in outcomes if o is not None], time.monotonic() - t0)
-    if raise_on_error:
-        result.raise_for_errors()
-    return result
+    return [o for o in outcomes if o is not None]
 
 
 def _claim(job: _Job, result: DownloadResult, claimed: dict[Path, _Job]) -> ItemOutcome:

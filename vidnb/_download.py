@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import hashlib
 import logging
 import os
@@ -53,6 +54,10 @@ log = logging.getLogger("vidnb")
 CONNECT_TIMEOUT = 30.0
 READ_TIMEOUT = 60.0
 MAX_REDIRECTS = 10
+#: Below this many bytes to go, the resume record is written only if the body breaks off:
+#: small files are cheaper to fetch again after a crash than to track (a batch of 1 MiB
+#: files saves a file write and a thread hop per file).
+SMALL_FILE = 4 << 20
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -311,22 +316,30 @@ async def _with_session(session: aiohttp.ClientSession | None, fn: Any) -> Downl
 def new_session(**kwargs: Any) -> aiohttp.ClientSession:
     """A ClientSession set up for downloads: proxies and CA bundles from the environment,
     no decompression (bytes on disk are the bytes on the wire), no total time limit."""
-    ctx = _ssl_context()
-    kwargs.setdefault("connector", aiohttp.TCPConnector(ssl=ctx if ctx is not None else True))
+    if "connector" not in kwargs:
+        kwargs["connector"] = aiohttp.TCPConnector(ssl=ssl_context())
     kwargs.setdefault("timeout", _client_timeout(None))
     return aiohttp.ClientSession(trust_env=True, auto_decompress=False, **kwargs)
 
 
-def _ssl_context() -> ssl.SSLContext | None:
-    # aiohttp ignores SSL_CERT_FILE / SSL_CERT_DIR (aiohttp issue 3180); corporate CA bundles
-    # are set that way, so honour them.
+def ssl_context() -> ssl.SSLContext | bool:
+    """The context for verifying servers: the CA bundle from SSL_CERT_FILE / SSL_CERT_DIR if set.
+
+    aiohttp ignores those variables (aiohttp issue 3180), and corporate CA bundles are set
+    that way. Loading a bundle takes about 40 ms, so the context is built once per setting.
+    """
     cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
-    if not (cafile and os.path.isfile(cafile)) and not (capath and os.path.isdir(capath)):
-        return None
-    return ssl.create_default_context(
-        cafile=cafile if cafile and os.path.isfile(cafile) else None,
-        capath=capath if capath and os.path.isdir(capath) else None,
+    return _cached_context(
+        cafile if cafile and os.path.isfile(cafile) else None,
+        capath if capath and os.path.isdir(capath) else None,
     )
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_context(cafile: str | None, capath: str | None) -> ssl.SSLContext | bool:
+    if cafile is None and capath is None:
+        return True  # aiohttp's own default context
+    return ssl.create_default_context(cafile=cafile, capath=capath)
 
 
 def _client_timeout(timeout: float | aiohttp.ClientTimeout | None) -> aiohttp.ClientTimeout:
@@ -683,7 +696,12 @@ class _Download:
             )
             if probing and resp.status == 206:
                 return await self._segmented(session, new_state, resp, head, fmt)
-            await _files.save_state(self.path, new_state)  # type: ignore[arg-type]
+            if offset == 0 and state is not None:
+                # Starting over: the old record describes bytes that are about to be replaced.
+                _files.remove_quietly(_files.sidecar_path(self.path))  # type: ignore[arg-type]
+            if total is None or total - offset > SMALL_FILE:
+                await _files.save_state(self.path, new_state)  # type: ignore[arg-type]
+                new_state = None  # recorded
             hasher = None
             if self.sha256 is not None:
                 hasher = hashlib.sha256()
@@ -691,7 +709,7 @@ class _Download:
                     await asyncio.to_thread(_hash_file, _files.part_path(self.path), offset, hasher)  # type: ignore[arg-type]
             if offset:
                 self.resumed = True
-            size = await self._stream(resp, head if offset == 0 else b"", offset, hasher)
+            size = await self._stream(resp, head if offset == 0 else b"", offset, hasher, new_state)
             content_type = resp.headers.get("Content-Type")
 
         if total is not None and size != total:
@@ -835,8 +853,13 @@ class _Download:
             )
         return fmt
 
-    async def _stream(self, resp: aiohttp.ClientResponse, head: bytes, offset: int, hasher: Any) -> int:
-        """Copy the body into the .part from ``offset``; return the file's size afterwards."""
+    async def _stream(
+        self, resp: aiohttp.ClientResponse, head: bytes, offset: int, hasher: Any, unsaved: _files.PartState | None
+    ) -> int:
+        """Copy the body into the .part from ``offset``; return the file's size afterwards.
+
+        ``unsaved`` is the resume record of a small file, written only if the body breaks off.
+        """
         part = _files.part_path(self.path)  # type: ignore[arg-type]
         writer = _files.PartWriter(part, truncate=offset == 0, hasher=hasher)
         pos = offset
@@ -861,6 +884,11 @@ class _Download:
         except TooLargeError:
             writer.close_now()
             _files.discard_part(self.path)  # type: ignore[arg-type]
+            raise
+        except BaseException:
+            if unsaved is not None and pos > offset:
+                # Written here, synchronously: this may be a cancelled task on its way out.
+                _files.write_state(self.path, unsaved)  # type: ignore[arg-type]
             raise
         finally:
             self.done = pos

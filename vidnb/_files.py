@@ -86,6 +86,11 @@ async def save_state(dest: Path, state: PartState) -> None:
     await asyncio.to_thread(_save_state, sidecar_path(dest), json.dumps(dataclasses.asdict(state)))
 
 
+def write_state(dest: Path, state: PartState) -> None:
+    """Blocking :func:`save_state`, for cleanup paths that must not await."""
+    _save_state(sidecar_path(dest), json.dumps(dataclasses.asdict(state)))
+
+
 def _save_state(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -212,24 +217,101 @@ def move_into_place(part: Path, dest: Path, *, overwrite: bool) -> None:
 # --------------------------------------------------------------------------- writer
 
 
-class _Mark:
-    """A marker in the writer's queue: resolve ``future`` once everything before it is written."""
+class _Done:
+    """A marker in a writer thread's queue: signalled once everything queued before it is written."""
 
-    __slots__ = ("future",)
+    __slots__ = ("future", "event")
 
-    def __init__(self, future: asyncio.Future[None]) -> None:
+    def __init__(self, future: asyncio.Future[None] | None = None) -> None:
         self.future = future
+        self.event = threading.Event() if future is None else None
 
-    def fire(self) -> None:
-        if not self.future.done():
-            self.future.set_result(None)
+    def fire(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.event is not None:
+            self.event.set()
+            return
+        fut = self.future
+        try:
+            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(None))  # type: ignore[union-attr]
+        except RuntimeError:
+            pass  # the loop has closed: nobody is waiting any more
+
+
+class _WriterThread:
+    """A long-lived thread that writes chunks for any number of :class:`PartWriter` objects.
+
+    Threads are shared because a batch of small files would otherwise pay a thread start
+    and join per file (about half a millisecond each on a busy 2-core machine).
+    """
+
+    def __init__(self) -> None:
+        self.queue: queue.SimpleQueue[tuple[PartWriter, int, bytes] | tuple[PartWriter, _Done]] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="vidnb-writer", daemon=True).start()
+
+    def _run(self) -> None:
+        q = self.queue
+        run: PartWriter | None = None
+        bufs: list[bytes] = []
+        start = end = 0
+        while True:
+            try:
+                # Block only with nothing pending; otherwise write as soon as the queue runs dry.
+                item = q.get_nowait() if bufs else q.get()
+            except queue.Empty:
+                run._flush(start, bufs)  # type: ignore[union-attr]
+                bufs = []
+                continue
+            writer = item[0]
+            if len(item) == 2:
+                if bufs:
+                    run._flush(start, bufs)  # type: ignore[union-attr]
+                    bufs = []
+                item[1].fire(writer._loop)  # type: ignore[misc]
+                continue
+            offset, data = item[1], item[2]  # type: ignore[misc]
+            if bufs and (writer is not run or offset != end or len(bufs) >= 64):
+                run._flush(start, bufs)  # type: ignore[union-attr]
+                bufs = []
+            if not bufs:
+                run, start, end = writer, offset, offset
+            # Gather contiguous chunks of one file into one syscall.
+            bufs.append(data)
+            end += len(data)
+
+
+_threads: list[_WriterThread] = []
+_threads_lock = threading.Lock()
+_next_thread = 0
+#: Writer threads shared by all downloads; a few, so one slow disk does not stall every file.
+WRITER_THREADS = 4
+
+
+def _writer_thread() -> _WriterThread:
+    global _next_thread
+    with _threads_lock:
+        if len(_threads) < WRITER_THREADS:
+            _threads.append(_WriterThread())
+            return _threads[-1]
+        _next_thread = (_next_thread + 1) % len(_threads)
+        return _threads[_next_thread]
+
+
+def _forget_threads() -> None:
+    # A forked child has none of the parent's threads; start its own when needed.
+    global _threads_lock
+    _threads.clear()
+    _threads_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_threads)
 
 
 class PartWriter:
-    """Writes byte chunks at given offsets of one file from a dedicated thread.
+    """Writes byte chunks at given offsets of one file from a writer thread.
 
     The event loop hands over each chunk (no copy, no await) and goes back to the
-    network while this thread writes: on a 2-core machine reading and writing then
+    network while the thread writes: on a 2-core machine reading and writing then
     overlap instead of taking turns. Contiguous chunks are written with one
     ``pwritev``. Writers wait only when more than ``max_backlog`` bytes are queued,
     so memory stays flat whatever the file size; several coroutines (one per
@@ -250,14 +332,12 @@ class PartWriter:
         self.max_backlog = max_backlog or self.DEFAULT_BACKLOG
         flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if truncate else 0) | getattr(os, "O_BINARY", 0)
         self._fd = os.open(path, flags, 0o644)
-        self._queue: queue.SimpleQueue[tuple[int, bytes] | _Mark | None] = queue.SimpleQueue()
         self._queued = 0
         self._written = 0
         self._error: BaseException | None = None
         self._loop = asyncio.get_running_loop()
         self._waiters: list[asyncio.Future[None]] = []
-        self._thread = threading.Thread(target=self._run, name=f"vidnb-writer-{path.name}", daemon=True)
-        self._thread.start()
+        self._queue = _writer_thread().queue
 
     def preallocate(self, size: int) -> None:
         """Give the file its final size up front (for writes at scattered offsets).
@@ -281,7 +361,7 @@ class PartWriter:
         """
         if self._error is not None:
             raise self._error
-        self._queue.put((offset, data))
+        self._queue.put((self, offset, data))
         self._queued += len(data)
         if self._queued - self._written > self.max_backlog:
             await self._wait_for_room()
@@ -310,45 +390,15 @@ class PartWriter:
         """Wait until every chunk queued so far is in the file (the page cache, not the platter)."""
         if self._fd < 0:
             return
-        mark = _Mark(self._loop.create_future())
-        self._queue.put(mark)
-        await mark.future
+        if self._queued != self._written:
+            done = _Done(self._loop.create_future())
+            self._queue.put((self, done))
+            await done.future  # type: ignore[misc]
         if self._error is not None:
             raise self._error
 
-    def _run(self) -> None:
-        q = self._queue
-        bufs: list[bytes] = []
-        start = end = 0
-        while True:
-            try:
-                # Block only with nothing pending; otherwise write as soon as the queue runs dry.
-                item = q.get_nowait() if bufs else q.get()
-            except queue.Empty:
-                self._flush(start, bufs)
-                bufs = []
-                continue
-            if item is None:
-                self._flush(start, bufs)
-                return
-            if isinstance(item, _Mark):
-                self._flush(start, bufs)
-                bufs = []
-                self._loop.call_soon_threadsafe(item.fire)
-                continue
-            offset, data = item
-            if bufs and (offset != end or len(bufs) >= 64):
-                self._flush(start, bufs)
-                bufs = []
-            if not bufs:
-                start = end = offset
-            # Gather contiguous chunks into one syscall.
-            bufs.append(data)
-            end += len(data)
-
     def _flush(self, offset: int, bufs: list[bytes]) -> None:
-        if not bufs:
-            return
+        """Called on the writer thread."""
         if self._error is None:
             try:
                 if self.hasher is not None:
@@ -359,28 +409,35 @@ class PartWriter:
                 self._error = exc
         self._written += sum(len(b) for b in bufs)
         if self._waiters and not self._full():
-            self._loop.call_soon_threadsafe(self._wake)
+            try:
+                self._loop.call_soon_threadsafe(self._wake)
+            except RuntimeError:
+                pass  # the loop has closed
 
     async def close(self) -> None:
-        """Write everything queued, stop the thread and close the file; raise a write error if one happened."""
+        """Write everything queued and close the file; raise a write error if one happened."""
         if self._fd < 0:
             return
-        self._queue.put(None)
-        await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
-        os.close(self._fd)
-        self._fd = -1
-        self._wake()
-        if self._error is not None:
-            raise self._error
+        try:
+            await self.flush()
+        finally:
+            self._close_fd()
 
     def close_now(self) -> None:
-        """Blocking close for cleanup paths that cannot await (the thread finishes what is queued)."""
+        """Blocking close for cleanup paths that cannot await (what is queued is still written)."""
         if self._fd < 0:
             return
-        self._queue.put(None)
-        self._thread.join()
-        os.close(self._fd)
-        self._fd = -1
+        if self._queued != self._written:
+            done = _Done()
+            self._queue.put((self, done))
+            done.event.wait()  # type: ignore[union-attr]
+        self._close_fd()
+
+    def _close_fd(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+            self._wake()
 
 
 def _pwritev_all(fd: int, bufs: list[bytes], offset: int) -> None:
