@@ -161,8 +161,7 @@ async def test_separate_default_audio_is_saved_beside_the_video(tree, streams, t
     assert routes["aonly/index.m3u8"].requests
     assert "English (en) [default]" in caplog.text and "Commentary" in caplog.text
     assert "clip.audio.ts" in caplog.text and "ffmpeg -i" in caplog.text
-    if "audio" in vidnb.DownloadResult.__dataclass_fields__:
-        assert result.audio == audio  # type: ignore[attr-defined]
+    assert result.audio == audio
 
 
 # ---------------------------------------------------------------- encryption

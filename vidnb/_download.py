@@ -122,6 +122,8 @@ class DownloadResult:
         True when the file was already complete and nothing was fetched.
     sha256 : str or None
         The file's sha256, when one was asked for and checked.
+    audio : Path or None
+        For HLS streams whose audio comes separately: the audio file saved beside ``path``.
     """
 
     path: Path
@@ -134,6 +136,8 @@ class DownloadResult:
     resumed: bool = False
     skipped: bool = False
     sha256: str | None = field(default=None, repr=False)
+    #: For HLS streams whose audio is a separate rendition: where that audio was saved.
+    audio: Path | None = field(default=None, repr=False)
 
     @property
     def speed(self) -> float:
@@ -842,7 +846,7 @@ class _Download:
     def _check_video(self, head: bytes, resp: aiohttp.ClientResponse) -> Any:
         fmt = sniff(head)
         if fmt is None and is_hls_playlist(head):
-            _files.discard_part(self.path)  # type: ignore[arg-type]
+            # Keep any .part: it may be an HLS download of this destination, which _hls resumes.
             raise _IsHLS
         if fmt is None and self.require_video:
             _files.discard_part(self.path)  # type: ignore[arg-type]

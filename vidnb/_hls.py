@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import email.utils
 import hashlib
 import json
@@ -258,7 +259,7 @@ class _HLSJob:
                 result.path,
                 audio.dest,
             )
-            result = _with_audio(result, audio.dest)
+            result = dataclasses.replace(result, audio=audio.dest)
         return result
 
     async def _audio_stream(self, audio_url: str, dest: Path) -> "_Stream":
@@ -469,15 +470,6 @@ def _join(base: str, uri: str) -> str:
     from urllib.parse import urljoin
 
     return urljoin(base, uri)
-
-
-def _with_audio(result: "DownloadResult", audio: Path) -> "DownloadResult":
-    """Attach the audio file when DownloadResult has a field for it (it is frozen: no ad-hoc attributes)."""
-    import dataclasses
-
-    if "audio" in {f.name for f in dataclasses.fields(result)}:
-        return dataclasses.replace(result, audio=audio)  # type: ignore[call-arg]
-    return result
 
 
 # --------------------------------------------------------------------------- one media playlist
