@@ -158,22 +158,36 @@ class CallableReporter:
             log.exception("progress callback %r raised; it will not be called again for this download", self.fn)
 
 
+# Bytes with their unit, speed and ETA; a size-less download gets no percentage or ETA.
+_FORMAT_SIZED = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}B/{total_fmt}B [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
+_FORMAT_UNSIZED_TEXT = "{desc}: {n_fmt}B [{elapsed}, {rate_fmt}{postfix}]"
+# The notebook bar splits its text around {bar}: keep one so the name stays on the left.
+_FORMAT_UNSIZED_NOTEBOOK = "{desc}: |{bar}| {n_fmt}B [{elapsed}, {rate_fmt}{postfix}]"
+
+
 class TqdmReporter:
     """A tqdm.auto bar: a widget in Jupyter, text on stderr in a terminal.
 
-    The bar ends green on success, red with the error message on failure, and
-    marked "cancelled" on cancel.
+    Shows the name, bytes, speed and ETA. The bar is indeterminate (the notebook's
+    full "info" bar) while the size is unknown, ends green on success, red with the
+    error's message on failure, and marked "cancelled" (orange in a notebook) on cancel.
+    Updates are throttled by the :class:`Tracker` upstream, so tqdm draws each one.
     """
 
     def __init__(self, **tqdm_kwargs: Any) -> None:
         self.kwargs = tqdm_kwargs
         self.bar: Any = None
 
-    def start(self, name: str, total: int | None, initial: int) -> None:
-        if self.bar is not None:
-            self.bar.reset(total=total)
-            self.bar.update(initial)
-            return
+    @property
+    def is_widget(self) -> bool:
+        return self.bar is not None and hasattr(self.bar, "container")
+
+    def open(self, name: str) -> None:
+        """Draw the bar before the server answered (so it belongs to the cell that asked)."""
+        if self.bar is None:
+            self._make(name, None, 0)
+
+    def _make(self, name: str, total: int | None, initial: int) -> None:
         from tqdm.auto import tqdm
 
         opts = dict(
@@ -186,16 +200,43 @@ class TqdmReporter:
             miniters=1,
             leave=True,
             dynamic_ncols=True,
+            bar_format=_FORMAT_SIZED if total else _FORMAT_UNSIZED_TEXT,
         )
         opts.update(self.kwargs)
         self.bar = tqdm(total=total, initial=initial, **opts)
+        self._set_format(total)
+
+    def _set_format(self, total: int | None) -> None:
+        if "bar_format" in self.kwargs:
+            return
+        if total:
+            fmt = _FORMAT_SIZED
+        else:
+            fmt = _FORMAT_UNSIZED_NOTEBOOK if self.is_widget else _FORMAT_UNSIZED_TEXT
+        self.bar.bar_format = fmt
+        if self.is_widget and not total:
+            self.bar.container.children[1].bar_style = "info"
+
+    def start(self, name: str, total: int | None, initial: int) -> None:
+        bar = self.bar
+        if bar is None:
+            self._make(name, total, initial)
+            return
+        # A (re)start: the bar was opened early, or the server made us begin again.
+        bar.reset(total=total)
+        bar.set_description_str(_short(name), refresh=False)
+        # Resumed bytes count as done, but not towards the speed.
+        bar.n = bar.last_print_n = bar.initial = initial
+        self._set_format(total)
+        bar.refresh()
 
     def update(self, event: ProgressEvent) -> None:
         bar = self.bar
         if bar is None:
             return
         if event.total != bar.total:
-            bar.total = event.total
+            self.start(event.name, event.total, event.done)
+            return
         bar.update(event.done - bar.n)
 
     def close(self, event: ProgressEvent) -> None:
@@ -203,18 +244,22 @@ class TqdmReporter:
         if bar is None:
             return
         if event.state == "done":
-            bar.total = event.total
+            if event.total != bar.total:
+                bar.total = event.total
+                if self.is_widget:
+                    bar.container.children[1].max = event.total or 1
+            bar.bar_format = _FORMAT_SIZED if "bar_format" not in self.kwargs else bar.bar_format
             bar.update(event.done - bar.n)
-            bar.close()
+            bar.close()  # a notebook bar turns green here
             return
         label = "cancelled" if event.state == "cancelled" else f"failed: {event.error or 'error'}"
-        bar.set_postfix_str(label[:120], refresh=False)
-        disp = getattr(bar, "disp", None)
-        if disp is not None and hasattr(bar, "container"):  # tqdm.notebook
+        bar.n = event.done  # the bytes kept in the .part, drawn with the final frame
+        bar.set_postfix_str(label[:200], refresh=False)
+        if self.is_widget:
             bar.close()
             # close() paints "danger" only when n < total; make the outcome explicit either way.
             style = "warning" if event.state == "cancelled" else "danger"
-            disp(bar_style=style, check_delay=False)
+            bar.disp(bar_style=style, check_delay=False)
         else:
             bar.set_description_str(("⊘ " if event.state == "cancelled" else "✗ ") + _short(event.name), refresh=False)
             bar.close()

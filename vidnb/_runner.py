@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
+import signal
 import threading
-from typing import Any, Coroutine, Generator, TypeVar
+from pathlib import Path
+from typing import Any, Coroutine, Generator, Iterator, TypeVar
 
 from ._download import DownloadResult, download
 from ._fmt import human_bytes, human_rate
@@ -33,7 +36,11 @@ _kernel_loop: asyncio.AbstractEventLoop | None = None
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` to completion from synchronous code, in a script or a notebook cell."""
+    """Run ``coro`` to completion from synchronous code, in a script or a notebook cell.
+
+    In a cell, Kernel > Interrupt cancels the download (its ``.part`` stays for resuming)
+    and then raises KeyboardInterrupt in the cell.
+    """
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
@@ -42,17 +49,54 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
 
     nest_asyncio2.apply(loop)
     task = loop.create_task(coro)
-    try:
-        return loop.run_until_complete(task)
-    except KeyboardInterrupt:
-        # Kernel > Interrupt lands here while the task is still pending: cancel it and let
-        # it unwind (its .part is kept for resuming) before the cell sees the interrupt.
-        task.cancel()
+    with _interrupt_cancels(task, loop) as interrupted:
         try:
-            loop.run_until_complete(task)
-        except (asyncio.CancelledError, Exception):
-            pass
-        raise
+            return loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            if interrupted:
+                raise KeyboardInterrupt from None
+            raise
+        except KeyboardInterrupt:
+            # A KeyboardInterrupt raised somewhere else in the loop (a second interrupt, or
+            # no handler of ours): cancel the download and let it unwind before the cell sees it.
+            if not task.done():
+                task.cancel()
+                try:
+                    loop.run_until_complete(task)
+                except BaseException:
+                    pass
+            raise
+
+
+@contextlib.contextmanager
+def _interrupt_cancels(task: "asyncio.Task[Any]", loop: asyncio.AbstractEventLoop) -> Iterator[list[bool]]:
+    """While blocking in a cell, turn SIGINT into a cancel of ``task``.
+
+    The kernel's own handler raises KeyboardInterrupt wherever the main thread happens to
+    be, possibly inside aiohttp or the loop itself; cancelling lets the download stop at an
+    await and close its ``.part`` properly. A second interrupt raises at once.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield []
+        return
+    interrupted: list[bool] = []
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if interrupted or task.done():
+            raise KeyboardInterrupt
+        interrupted.append(True)
+        loop.call_soon_threadsafe(task.cancel)
+
+    try:
+        signal.signal(signal.SIGINT, on_sigint)
+    except (ValueError, OSError):  # not allowed here (an embedded interpreter, say)
+        yield interrupted
+        return
+    try:
+        yield interrupted
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def remember_loop() -> asyncio.AbstractEventLoop | None:
@@ -82,6 +126,7 @@ class _Recorder:
     def __init__(self, inner: ProgressReporter | None) -> None:
         self.inner = inner
         self.last: ProgressEvent | None = None
+        self.closed = False
 
     def start(self, name: str, total: int | None, initial: int) -> None:
         self.last = ProgressEvent(name, initial, total, 0.0, 0.0)
@@ -95,12 +140,24 @@ class _Recorder:
 
     def close(self, event: ProgressEvent) -> None:
         self.last = event
+        self.closed = True
         if self.inner is not None:
             self.inner.close(event)
 
 
+def _guess_name(url: str, dest: Any) -> str:
+    """A name to show before the server answered: the file asked for, else the URL's last part."""
+    if dest is not None and not str(dest).endswith(("/", "\\")) and not Path(dest).is_dir():
+        return Path(dest).name
+    tail = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+    return tail or url
+
+
 class DownloadTask:
     """A download running in the background; await it for its :class:`DownloadResult`.
+
+    Made by :func:`start`. The package holds a reference until it finishes, so an
+    unreferenced task still completes; a failure nobody awaits is logged and shown on its bar.
 
     Examples
     --------
@@ -113,7 +170,14 @@ class DownloadTask:
     def __init__(self, url: str, dest: Any, kwargs: dict[str, Any]) -> None:
         self.url = url
         self.dest = dest
-        self._recorder = _Recorder(make_reporter(kwargs.pop("progress", "auto")))
+        self.name = _guess_name(url, dest)
+        reporter = make_reporter(kwargs.pop("progress", "auto"))
+        opener = getattr(reporter, "open", None)
+        if callable(opener):
+            # Draw the bar now, in the cell that started the task: once the cell is over,
+            # a display() from the task could land under another cell.
+            opener(self.name)
+        self._recorder = _Recorder(reporter)
         coro = download(url, dest, progress=self._recorder, **kwargs)
         try:
             loop = asyncio.get_running_loop()
@@ -122,9 +186,12 @@ class DownloadTask:
         self._loop: asyncio.AbstractEventLoop
         self._future: asyncio.Future[DownloadResult] | concurrent.futures.Future[DownloadResult]
         if loop is not None:
+            remember_loop()
             self._loop = loop
-            self._future = loop.create_task(coro, name=f"vidnb {url}")
+            self._future = loop.create_task(coro, name=f"vidnb {self.name}")
         else:
+            # Another thread (a widget callback on an ipykernel 7.0-7.3 subshell, a worker):
+            # run on the kernel's loop when there is one, else on a private loop.
             target = _kernel_loop if _kernel_loop is not None and _kernel_loop.is_running() else _private_loop()
             self._loop = target
             self._future = asyncio.run_coroutine_threadsafe(coro, target)
@@ -134,12 +201,26 @@ class DownloadTask:
     def _finished(self, fut: Any) -> None:
         _running.discard(self)
         if fut.cancelled():
-            return
-        # Retrieve the exception so asyncio does not warn, and log it: a background task may
-        # never be awaited, and its failure must still be seen (its bar shows it too).
-        exc = fut.exception()
-        if exc is not None:
-            log.error("background download of %s failed: %s", self.url, exc)
+            exc: BaseException | None = None
+        else:
+            # Retrieve the exception so asyncio does not warn, and log it: a background task
+            # may never be awaited, and its failure must still be seen.
+            exc = fut.exception()
+            if exc is not None:
+                log.error("background download of %s failed: %s", self.url, exc)
+        if not self._recorder.closed and (exc is not None or fut.cancelled()):
+            # It ended before the engine reported anything (a bad URL or option, say):
+            # close the bar here so it shows the outcome instead of spinning forever.
+            last = self._recorder.last
+            done, total = (last.done, last.total) if last else (0, None)
+            state = "cancelled" if exc is None else "failed"
+            event = ProgressEvent(self.name, done, total, 0.0, 0.0, state, None if exc is None else str(exc))
+            try:
+                if last is None:
+                    self._recorder.start(self.name, None, 0)
+                self._recorder.close(event)
+            except Exception:
+                log.exception("progress display of %s failed", self.url)
 
     def __await__(self) -> Generator[Any, None, DownloadResult]:
         fut = self._future
@@ -148,14 +229,21 @@ class DownloadTask:
         return fut.__await__()
 
     def cancel(self) -> bool:
-        """Stop the download; its ``.part`` stays, so starting it again resumes."""
+        """Stop the download; its ``.part`` stays, so starting it again resumes.
+
+        Safe from any thread. Returns False when it had already finished.
+        """
         fut = self._future
-        if isinstance(fut, asyncio.Future) and not _in_loop_thread(self._loop):
+        if fut.done():
+            return False
+        if not _in_loop_thread(self._loop) and self._loop.is_running():
+            # Cancel from the loop's own thread, so the task's callbacks (bar, row) run there.
             self._loop.call_soon_threadsafe(fut.cancel)
-            return not fut.done()
+            return True
         return fut.cancel()
 
     def done(self) -> bool:
+        """True once finished, failed or cancelled."""
         return self._future.done()
 
     def cancelled(self) -> bool:
@@ -173,12 +261,18 @@ class DownloadTask:
         return self._future.exception()
 
     @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the download runs on."""
+        return self._loop
+
+    @property
     def progress(self) -> ProgressEvent | None:
         """The latest progress event (None before the server answered)."""
         return self._recorder.last
 
     @property
     def state(self) -> str:
+        """"running", "done", "failed" or "cancelled"."""
         fut = self._future
         if not fut.done():
             return "running"
@@ -188,7 +282,7 @@ class DownloadTask:
 
     def __repr__(self) -> str:
         ev = self.progress
-        name = ev.name if ev and ev.name else self.url
+        name = ev.name if ev and ev.name else self.name
         state = self.state
         if state == "failed":
             return f"<DownloadTask {name}: failed: {self._future.exception()}>"

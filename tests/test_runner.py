@@ -1,0 +1,102 @@
+"""Background tasks and the tqdm bar, in-process (the kernel itself is in test_kernel.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+
+import pytest
+from conftest import make_video
+
+import vidnb
+from vidnb import _files
+from vidnb._progress import TqdmReporter
+
+
+async def test_start_returns_at_once_and_the_task_gives_the_result(serve, video, dest):
+    url, _ = serve(video, rate=6 * 1024 * 1024)
+    t0 = time.monotonic()
+    task = vidnb.start(url, dest, progress=False)
+    assert time.monotonic() - t0 < 0.1 and not task.done()
+    assert task in vidnb.running_tasks()
+    assert repr(task).startswith("<DownloadTask clip.mp4: running")
+    with pytest.raises(asyncio.InvalidStateError, match="await task"):
+        task.result()
+    result = await task
+    assert result.path.read_bytes() == video and task.result() is result
+    assert task.state == "done" and task.loop is asyncio.get_running_loop()
+    assert repr(task) == "<DownloadTask clip.mp4: done, 3.0 MiB of 3.0 MiB (100%)>"
+    assert task not in vidnb.running_tasks()
+
+
+async def test_an_unobserved_failure_is_logged_and_reported(caplog, dest):
+    events: list[vidnb.ProgressEvent] = []
+    caplog.set_level(logging.ERROR, logger="vidnb")
+    task = vidnb.start("http://127.0.0.1:1/clip.mp4", dest, retries=0, progress=events.append)
+    del task  # nobody keeps it: the package must, and must still say what happened
+    deadline = time.monotonic() + 10
+    while not any(e.state == "failed" for e in events) and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert events[-1].state == "failed" and events[-1].error
+    assert "background download of http://127.0.0.1:1/clip.mp4 failed" in caplog.text
+    assert vidnb.running_tasks() == []
+
+
+async def test_an_error_before_any_progress_still_closes_the_bar(dest):
+    events: list[vidnb.ProgressEvent] = []
+    task = vidnb.start("ftp://example.com/clip.mp4", dest, progress=events.append)
+    with pytest.raises(vidnb.InvalidURLError):
+        await task
+    await asyncio.sleep(0)
+    assert [e.state for e in events] == ["running", "failed"] and "ftp" in events[-1].error
+    assert repr(task).startswith("<DownloadTask clip.mp4: failed: ")
+
+
+async def test_cancel_from_another_thread_keeps_the_part(serve, dest):
+    data = make_video(2 * 1024 * 1024)
+    url, _ = serve(data, rate=1024 * 1024)
+    events: list[vidnb.ProgressEvent] = []
+    task = vidnb.start(url, dest, progress=events.append)
+    while not events or events[-1].done < 100_000:
+        await asyncio.sleep(0.01)
+    assert await asyncio.to_thread(task.cancel)
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert task.state == "cancelled" and not task.cancel()
+    assert events[-1].state == "cancelled"
+    assert _files.part_path(dest).stat().st_size >= 100_000 and not dest.exists()
+
+
+def test_start_without_a_loop_runs_on_a_private_loop(serve, video, dest):
+    url, _ = serve(video)
+    task = vidnb.start(url, dest, progress=False)
+    assert task.loop is not None and task.loop.is_running()
+    done = threading.Event()
+    task._future.add_done_callback(lambda _: done.set())
+    assert done.wait(30)
+    assert task.result().path.read_bytes() == video and task.state == "done"
+
+
+async def test_text_bar_shows_bytes_and_marks_failure_and_cancel(serve, dest, capsys):
+    data = make_video(1024 * 1024)
+    url, _ = serve(data, chunked=True)  # no Content-Length: an indeterminate bar
+    await vidnb.download(url, dest, progress=True)
+    err = capsys.readouterr().err
+    frames = err.split("\r")
+    assert frames[1].startswith("clip.mp4: 0.00B [") and "%" not in frames[1]  # no size: no percentage, no ETA
+    assert "100%" in frames[-1] and "1.00MB/1.00MB" in frames[-1]  # done: the size is known at last
+
+    bar = TqdmReporter()
+    bar.start("x.mp4", 1000, 0)
+    bar.update(vidnb.ProgressEvent("x.mp4", 400, 1000, 100.0, 1.0))
+    bar.close(vidnb.ProgressEvent("x.mp4", 400, 1000, 100.0, 1.0, "failed", "HTTP 503"))
+    err = capsys.readouterr().err
+    assert "✗ x.mp4" in err and "failed: HTTP 503" in err and "400B/0.98kB" in err
+    bar = TqdmReporter()
+    bar.open("y.mp4")  # drawn before the size is known, then started
+    bar.start("y.mp4", 2000, 500)
+    bar.close(vidnb.ProgressEvent("y.mp4", 900, 2000, 100.0, 1.0, "cancelled"))
+    err = capsys.readouterr().err
+    assert "⊘ y.mp4" in err and "cancelled" in err and "900B/1.95kB" in err

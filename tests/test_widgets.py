@@ -1,0 +1,306 @@
+"""The notebook widgets in-process, without a browser: preview choices and the DownloadPanel.
+
+The panel is driven the way a browser would (``button.click()``), against the bundled
+sample served by :func:`vidnb.demo.sample_server`, and its downloads run on the test's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import threading
+import time
+import tracemalloc
+from pathlib import Path
+
+import ipywidgets
+import pytest
+
+import vidnb
+from vidnb import _files, demo, widgets
+from vidnb.widgets import DownloadPanel, PreviewNote, ReferencePreview, preview
+
+SAMPLE = demo.sample_path("sample.mp4").read_bytes()
+SAMPLE_SHA = hashlib.sha256(SAMPLE).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def srv() -> demo.SampleServer:
+    return demo.sample_server()
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in a fresh folder, as a notebook's kernel runs in the notebook's folder."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+async def until(cond, timeout: float = 15.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+# --------------------------------------------------------------------------- preview
+
+
+def test_small_file_becomes_a_video_widget_with_its_bytes_and_sniffed_format(in_tmp):
+    (in_tmp / "clip.bin").write_bytes(demo.sample_path("sample.webm").read_bytes())
+    shown = preview("clip.bin", width=320, loop=True)
+    assert isinstance(shown, ipywidgets.Video)
+    assert shown.value == demo.sample_path("sample.webm").read_bytes()
+    assert shown.format == "webm"  # from the bytes, not the misleading name
+    assert (shown.width, shown.loop, shown.autoplay) == ("320", True, False)
+    assert "application/vnd.jupyter.widget-view+json" in shown._repr_mimebundle_()
+
+
+def test_download_result_and_bytes_are_accepted(in_tmp):
+    path = in_tmp / "s.mp4"
+    path.write_bytes(SAMPLE)
+    result = vidnb.DownloadResult(path, "http://x/s.mp4", len(SAMPLE), "video/mp4", "mp4", 0.1)
+    assert preview(result).value == SAMPLE
+    from_bytes = preview(SAMPLE)
+    assert isinstance(from_bytes, ipywidgets.Video) and from_bytes.format == "mp4"
+
+
+def test_large_file_is_shown_by_reference_relative_to_the_notebook(in_tmp):
+    (in_tmp / "my videos").mkdir()
+    (in_tmp / "my videos" / "big.mp4").write_bytes(SAMPLE)
+    shown = preview(in_tmp / "my videos" / "big.mp4", embed_max_bytes=1000, muted=True, width=400)
+    assert isinstance(shown, ReferencePreview)
+    assert shown.src == "my%20videos/big.mp4"
+    page = shown._repr_html_()
+    assert 'src="my%20videos/big.mp4"' in page and "<video" in page and "muted" in page and 'width="400"' in page
+    assert "base64" not in page and "data:" not in page
+    assert "over the" in shown.note.text and "inline limit" in shown.note.text
+
+
+def test_the_module_attribute_sets_the_default_threshold(in_tmp, monkeypatch):
+    (in_tmp / "a.mp4").write_bytes(SAMPLE)
+    assert isinstance(preview("a.mp4"), ipywidgets.Video)
+    monkeypatch.setattr(widgets, "EMBED_MAX_BYTES", 50_000)
+    assert isinstance(preview("a.mp4"), ReferencePreview)
+    assert isinstance(preview("a.mp4", embed_max_bytes=len(SAMPLE)), ipywidgets.Video)
+
+
+def test_a_large_file_is_never_read_into_memory(in_tmp):
+    big = in_tmp / "huge.mp4"
+    with open(big, "wb") as f:  # 300 MB, sparse: only the header is real
+        f.write(SAMPLE[:4096])
+        f.truncate(300 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        shown = preview(big)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert isinstance(shown, ReferencePreview) and shown.src == "huge.mp4"
+    assert peak < 2 * 1024 * 1024
+
+
+def test_a_large_file_outside_the_notebook_folder_gets_a_clear_refusal(tmp_path, monkeypatch):
+    (tmp_path / "nb").mkdir()
+    outside = tmp_path / "elsewhere.mp4"
+    outside.write_bytes(SAMPLE)
+    monkeypatch.chdir(tmp_path / "nb")
+    shown = preview(outside, embed_max_bytes=1000)
+    assert isinstance(shown, PreviewNote) and shown.level == "error"
+    assert "outside the notebook's folder" in shown.text
+    # A small file outside is fine: it is sent inline.
+    assert isinstance(preview(outside), ipywidgets.Video)
+
+
+@pytest.mark.parametrize(
+    "head, name",
+    [
+        (b"RIFF\x00\x00\x00\x00AVI LIST", "AVI"),
+        (b"FLV\x01\x05\x00\x00\x00\x09", "FLV"),
+        ((b"\x47" + bytes(187)) * 3, "TS"),
+        (bytes.fromhex("3026B2758E66CF11A6D900AA0062CE6C") + bytes(16), "ASF"),
+    ],
+)
+def test_formats_browsers_cannot_play_get_a_message_not_a_player(in_tmp, head, name):
+    (in_tmp / "v").write_bytes(head + bytes(2000))
+    shown = preview("v")
+    assert isinstance(shown, PreviewNote) and shown.level == "error"
+    assert name in shown.text and "browsers cannot play" in shown.text and "ffmpeg" in shown.text
+    assert "vidnb-note" in shown._repr_html_()
+
+
+def test_not_a_video_and_missing_files(in_tmp):
+    assert "not a video" in preview(b"<html>login</html>").text
+    with pytest.raises(vidnb.DestinationError, match="does not exist"):
+        preview("nope.mp4")
+
+
+def test_large_bytes_are_refused_with_advice():
+    shown = preview(SAMPLE, embed_max_bytes=1000)
+    assert isinstance(shown, PreviewNote) and "Save them to a file" in shown.text
+
+
+# --------------------------------------------------------------------------- the panel
+
+
+def test_panel_is_a_widget_tree_with_stable_classes_and_a_cheap_repr(tmp_path):
+    panel = DownloadPanel(tmp_path / "d", connections=2, overwrite=True)
+    assert isinstance(panel.widget, ipywidgets.VBox)
+    assert "vidnb-panel" in panel.widget._dom_classes
+    assert "vidnb-message" in panel.message._dom_classes and "vidnb-preview" in panel.preview_area._dom_classes
+    assert (panel.connections.value, panel.overwrite.value) == (2, True)
+    bundle = panel._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == panel.widget.model_id
+    assert repr(panel) == f"<DownloadPanel {str(tmp_path / 'd')!r}: no downloads>" == bundle["text/plain"]
+    with pytest.raises(TypeError, match="progress"):
+        DownloadPanel(progress=False)
+
+
+async def test_panel_downloads_each_url_and_previews_the_result(srv, in_tmp):
+    panel = DownloadPanel("downloads", sha256=None)
+    panel.urls.value = f"{srv.url('/sample.mp4')}\n\n{srv.url('/sample.webm')}\n"
+    panel.download_button.click()
+    assert [r.url for r in panel.rows] == [srv.url("/sample.mp4"), srv.url("/sample.webm")]
+    assert all("vidnb-row" in r.box._dom_classes for r in panel.rows)
+    results = await panel.wait()
+    assert [r.path.name for r in results] == ["sample.mp4", "sample.webm"]
+    assert hashlib.sha256((in_tmp / "downloads" / "sample.mp4").read_bytes()).hexdigest() == SAMPLE_SHA
+    for row in panel.rows:
+        assert row.state == "done" and row.state_label.value == "done"
+        assert row.bar.bar_style == "success" and row.bar.value == row.bar.max == row.result.size
+        assert row.preview_button.layout.display is None and row.cancel_button.disabled
+    assert "2 done" in panel.message.value and panel.cancel_all_button.disabled
+    assert repr(panel).endswith(": 2 done>")
+
+    panel.rows[1].preview_button.click()
+    (shown,) = panel.preview_area.outputs
+    model_id = shown["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+    video = panel.shown
+    assert isinstance(video, ipywidgets.Video) and video.model_id == model_id and video.format == "webm"
+    assert video.value == demo.sample_path("sample.webm").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "urls, folder, expected",
+    [
+        ("", "ok", "Paste one or more video URLs"),
+        ("http://127.0.0.1:1/a.mp4\nftp://example.com/b.mp4", "ok", "Line 2:"),
+        ("http://127.0.0.1:1/a.mp4\nnot a url", "ok", "Line 2:"),
+        ("http://127.0.0.1:1/a.mp4", "afile/sub", "Cannot save into 'afile/sub'"),
+        ("http://127.0.0.1:1/a.mp4", "  ", "Cannot save into"),
+    ],
+)
+async def test_invalid_input_shows_a_message_and_starts_nothing(in_tmp, urls, folder, expected):
+    (in_tmp / "afile").write_text("a file, not a folder")
+    panel = DownloadPanel(folder)
+    panel.urls.value = urls
+    panel.download_button.click()  # must not raise
+    assert expected in panel.message.value and "vidnb-error" in panel.message._dom_classes
+    assert panel.rows == [] and panel.rows_box.children == () and vidnb.running_tasks() == []
+
+
+async def test_a_failed_download_shows_its_error_in_its_row(srv, in_tmp):
+    panel = DownloadPanel("d", retries=0)
+    panel.urls.value = srv.url("/status/404") + "\n" + srv.url("/page.html") + "\n" + srv.url("/sample.mp4")
+    panel.download_button.click()
+    await panel.wait()
+    missing, page, good = panel.rows
+    assert missing.state == "failed" and "404" in missing.info.value and missing.bar.bar_style == "danger"
+    assert page.state == "failed" and "not a video" in page.error.lower()
+    assert good.state == "done"
+    assert "1 done, 2 failed" in panel.message.value
+
+
+async def test_cancel_keeps_the_part_and_downloading_again_resumes(srv, in_tmp):
+    panel = DownloadPanel("d")
+    url = srv.url("/slow/sample.mp4?rate=60000")
+    panel.urls.value = url
+    panel.download_button.click()
+    (row,) = panel.rows
+    await until(lambda: row.task.progress is not None and row.task.progress.done > 10_000, what="bytes")
+    row.cancel_button.click()
+    await row.wait()
+    assert row.state == "cancelled" and row.bar.bar_style == "warning" and row.result is None
+    part = _files.part_path(in_tmp / "d" / "sample.mp4")
+    assert part.stat().st_size > 10_000 and not (in_tmp / "d" / "sample.mp4").exists()
+
+    panel.download_button.click()
+    again = panel.rows[1]
+    result = await again.wait()
+    assert result is not None and result.resumed and result.path.read_bytes() == SAMPLE
+
+
+async def test_cancel_all_stops_every_running_row(srv, in_tmp):
+    panel = DownloadPanel("d")
+    panel.urls.value = srv.url("/slow/sample.mp4?rate=30000") + "\n" + srv.url("/slow/sample.webm?rate=30000")
+    panel.download_button.click()
+    await until(lambda: all(r.state == "downloading" for r in panel.rows), what="both rows downloading")
+    panel.cancel_all_button.click()
+    await panel.wait()
+    assert [r.state for r in panel.rows] == ["cancelled", "cancelled"]
+    assert "2 cancelled" in panel.message.value
+
+
+async def test_row_updates_are_throttled(srv, in_tmp):
+    panel = DownloadPanel("d")
+    panel.urls.value = srv.url("/slow/sample.mp4?rate=70000")  # about 1.5 s
+    changes: list[float] = []
+    panel.download_button.click()
+    (row,) = panel.rows
+    row.info.observe(lambda change: changes.append(time.monotonic()), "value")
+    t0 = time.monotonic()
+    await row.wait()
+    seconds = time.monotonic() - t0
+    assert seconds > 1.0
+    # Enough updates to look live, but never more than about 10 a second.
+    assert 5 <= len(changes) <= 10 * seconds + 4
+
+
+async def test_a_click_from_another_thread_runs_the_download_on_the_loop(srv, in_tmp):
+    """ipykernel 7.0-7.3 deliver clicks on a subshell thread: the panel must hop to its loop."""
+    loop = asyncio.get_running_loop()
+    panel = DownloadPanel("d")
+    assert panel.loop is loop
+    panel.urls.value = srv.url("/slow/sample.mp4?rate=400000")
+    clicked_in: list[int] = []
+
+    def click() -> None:
+        clicked_in.append(threading.get_ident())
+        panel.download_button.click()
+
+    await asyncio.to_thread(click)
+    assert clicked_in[0] != threading.get_ident()
+    await until(lambda: panel.rows and panel.rows[0].task is not None, what="the row's task")
+    (row,) = panel.rows
+    seen_threads: set[int] = set()
+    row.info.observe(lambda change: seen_threads.add(threading.get_ident()), "value")
+    assert row.task.loop is loop
+    result = await row.wait()
+    assert result is not None and result.path.read_bytes() == SAMPLE
+    assert seen_threads == {threading.get_ident()}  # every row update ran on the loop's thread
+
+    # Cancel from another thread too.
+    panel.urls.value = srv.url("/slow/sample.webm?rate=20000")
+    panel.download_button.click()
+    slow = panel.rows[1]
+    await until(lambda: slow.state == "downloading", what="downloading")
+    await asyncio.to_thread(slow.cancel_button.click)
+    await slow.wait()
+    assert slow.state == "cancelled"
+
+
+def test_panel_made_outside_a_loop_still_downloads(srv, in_tmp):
+    """In a plain script there is no loop: downloads go to vidnb's private loop thread."""
+    panel = DownloadPanel("d")
+    assert panel.loop is None
+    panel.urls.value = srv.url("/sample.mp4")
+    panel.download_button.click()
+    (row,) = panel.rows
+    result = row.task._future.result(timeout=30)
+    assert result.path.read_bytes() == SAMPLE
+    deadline = time.monotonic() + 10
+    while row.state != "done" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert row.state == "done"

@@ -1,0 +1,394 @@
+"""DownloadPanel: paste URLs, press Download, watch one row per video, preview the results.
+
+Downloads run as :class:`vidnb.DownloadTask` on the kernel's loop, so the panel stays
+responsive and other cells run meanwhile. Button callbacks may arrive on another thread
+(ipykernel 7.0-7.3 runs them on a subshell thread); they hop onto the loop captured when
+the panel was made, so every download and every widget update happens on the loop.
+Each row is a :class:`vidnb.ProgressReporter`: the engine throttles it to 10 updates/s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import tempfile
+from html import escape
+from pathlib import Path
+from typing import Any, Callable
+
+import ipywidgets as w
+
+from .. import _runner
+from .._download import DownloadResult, download
+from .._errors import VidnbError
+from .._fmt import human_bytes, human_duration, human_rate
+from .._progress import ProgressEvent
+from .._urls import validate_url
+from ._preview import preview
+
+log = logging.getLogger("vidnb")
+
+# Options the panel sets itself from its own controls.
+_PANEL_OWNED = {"progress", "dest"}
+
+
+class DownloadRow:
+    """One download in the panel: name, bar, bytes/speed/ETA, state, Cancel and Preview.
+
+    It is the download's progress reporter, so the engine drives it (at most 10 times a
+    second); all its updates run on the kernel's loop.
+    """
+
+    def __init__(self, panel: "DownloadPanel", url: str, folder: Path) -> None:
+        self.panel = panel
+        self.url = url
+        self.folder = folder
+        self.task: _runner.DownloadTask | None = None
+        self.result: DownloadResult | None = None
+        self.error: str | None = None
+        self._cancel_requested = False
+        self.name = w.HTML(escape(_runner._guess_name(url, None)), layout=w.Layout(width="30%"))
+        self.name.add_class("vidnb-row-name")
+        self.bar = w.IntProgress(value=0, min=0, max=1, bar_style="info", layout=w.Layout(width="25%"))
+        self.bar.add_class("vidnb-row-bar")
+        self.info = w.Label("", layout=w.Layout(width="25%"))
+        self.info.add_class("vidnb-row-info")
+        self.state_label = w.Label("queued", layout=w.Layout(width="10%"))
+        self.state_label.add_class("vidnb-row-state")
+        self.cancel_button = w.Button(description="Cancel", icon="times", layout=w.Layout(width="auto"))
+        self.cancel_button.add_class("vidnb-row-cancel")
+        self.cancel_button.on_click(lambda _: self.panel._on_loop(self.cancel))
+        self.preview_button = w.Button(description="Preview", icon="play", layout=w.Layout(width="auto", display="none"))
+        self.preview_button.add_class("vidnb-row-preview")
+        self.preview_button.on_click(lambda _: self.panel._on_loop(self.show_preview))
+        self.box = w.HBox([self.name, self.bar, self.info, self.state_label, self.cancel_button, self.preview_button])
+        self.box.add_class("vidnb-row")
+
+    # ----------------------------------------------------------------- state
+
+    @property
+    def state(self) -> str:
+        """"queued", "connecting", "downloading", "done", "failed" or "cancelled"."""
+        return self.state_label.value.split(":", 1)[0]
+
+    def _set_state(self, state: str) -> None:
+        # The row's CSS class follows its state, for styling and for browser tests.
+        self.box.remove_class(f"vidnb-{self.state}")
+        self.state_label.value = state
+        self.box.add_class(f"vidnb-{self.state}")
+
+    def begin(self, options: dict[str, Any]) -> None:
+        """Start the download (on the loop), unless it was cancelled while queued."""
+        if self._cancel_requested:
+            self._set_state("cancelled")
+            self.cancel_button.disabled = True
+            return
+        self._set_state("connecting")
+        self.task = _runner.start(self.url, self.folder, progress=self, **options)
+        self.task._future.add_done_callback(lambda _: self._finished())
+
+    def cancel(self) -> None:
+        """Stop this download; its ``.part`` stays, so downloading it again resumes."""
+        self._cancel_requested = True
+        if self.task is not None:
+            self.task.cancel()
+        elif self.state == "queued":
+            self._set_state("cancelled")
+            self.cancel_button.disabled = True
+
+    def show_preview(self) -> None:
+        if self.result is not None:
+            self.panel.show(self.result)
+
+    async def wait(self) -> DownloadResult | None:
+        """Wait until this row's download ended; its result, or None if it failed or was cancelled."""
+        while self.task is None and not self._cancel_requested:
+            await asyncio.sleep(0.02)  # queued behind a thread hop; started within one loop turn
+        if self.task is not None:
+            try:
+                await self.task
+            except (Exception, asyncio.CancelledError):
+                pass
+            # Let the task's done callbacks (which paint this row) run.
+            while not self._closed_state():
+                await asyncio.sleep(0.01)
+        return self.result
+
+    def _closed_state(self) -> bool:
+        return self.state in ("done", "failed", "cancelled")
+
+    # ----------------------------------------------------------------- ProgressReporter
+
+    def start(self, name: str, total: int | None, initial: int) -> None:
+        with self.bar.hold_sync():
+            self.bar.max = total or 1
+            self.bar.value = initial if total else 1
+            self.bar.bar_style = "" if total else "info"  # "info" full bar: size unknown
+        self.name.value = escape(name)
+        self._set_state("downloading")
+        self.info.value = _describe(ProgressEvent(name, initial, total, 0.0, 0.0))
+
+    def update(self, event: ProgressEvent) -> None:
+        if event.total:
+            with self.bar.hold_sync():
+                if self.bar.max != event.total:
+                    self.bar.max = event.total
+                self.bar.value = min(event.done, event.total)
+        self.info.value = _describe(event)
+
+    def close(self, event: ProgressEvent) -> None:
+        with self.bar.hold_sync():
+            if event.total:
+                self.bar.max = event.total
+                self.bar.value = min(event.done, event.total)
+            self.bar.bar_style = {"done": "success", "cancelled": "warning"}.get(event.state, "danger")
+        self.info.value = _describe(event)
+        if event.state == "failed":
+            self.error = event.error or "failed"
+            self.info.value = self.error
+            self.info.add_class("vidnb-row-error")
+
+    def _finished(self) -> None:
+        """Paint the outcome once the task ended (also for errors before any progress)."""
+        task = self.task
+        assert task is not None
+        self.cancel_button.disabled = True
+        state = task.state
+        if state == "done":
+            self.result = task.result()
+            if self.state != "done":
+                self.close(ProgressEvent(self.result.path.name, self.result.size, self.result.size, 0.0, 0.0, "done"))
+            self.name.value = escape(self.result.path.name)
+            self.info.value = f"{human_bytes(self.result.size)}" + (
+                " (already there)" if self.result.skipped else f" in {human_duration(self.result.elapsed)}"
+            )
+            self.preview_button.layout.display = None
+            self._set_state("done")
+        elif state == "cancelled":
+            self.bar.bar_style = "warning"
+            self._set_state("cancelled")
+        else:
+            exc = task.exception()
+            self.error = str(exc)
+            with self.bar.hold_sync():
+                self.bar.bar_style = "danger"
+            self.info.value = self.error
+            self.info.add_class("vidnb-row-error")
+            self._set_state("failed")
+            self.state_label.tooltip = self.error
+        self.panel._row_finished(self)
+
+    def __repr__(self) -> str:
+        return f"<DownloadRow {self.url}: {self.state}>"
+
+
+def _describe(ev: ProgressEvent) -> str:
+    """"12.0 MiB of 48.0 MiB · 9.8 MiB/s · ETA 4.1 s" (the parts that are known)."""
+    parts = [f"{human_bytes(ev.done)} of {human_bytes(ev.total)}" if ev.total else human_bytes(ev.done)]
+    if ev.state == "running":
+        if ev.speed:
+            parts.append(human_rate(ev.speed))
+            if ev.total:
+                parts.append("ETA " + human_duration(max(ev.total - ev.done, 0) / ev.speed))
+    elif ev.state == "cancelled":
+        parts.append("cancelled, .part kept")
+    return " · ".join(parts)
+
+
+class DownloadPanel:
+    """A notebook panel to download several videos and preview them.
+
+    Paste URLs (one per line), choose a folder, press Download: each URL gets a row
+    with a progress bar, its speed and ETA, a Cancel button and, once done, a Preview
+    button that plays it in the panel. Invalid input is reported in the panel and starts
+    nothing; a failed download shows its error in its row. The panel never raises into
+    a cell, and other cells run while it downloads.
+
+    Parameters
+    ----------
+    dest_dir : str or Path
+        The initial destination folder (created when the downloads start).
+    **download_options
+        Passed to :func:`vidnb.download` for every URL (``retries=``, ``headers=``,
+        ``sha256=`` ...). ``connections`` and ``overwrite`` preset the panel's controls.
+
+    Examples
+    --------
+    >>> panel = vidnb.DownloadPanel("videos")   # doctest: +SKIP
+    >>> panel                                   # last in a cell: shows the panel
+    """
+
+    def __init__(self, dest_dir: str | os.PathLike[str] = "downloads", **download_options: Any) -> None:
+        known = set(inspect.signature(download).parameters) - {"url"}
+        unknown = set(download_options) - known
+        if unknown or _PANEL_OWNED & set(download_options):
+            bad = sorted(unknown | (_PANEL_OWNED & set(download_options)))
+            raise TypeError(f"DownloadPanel does not take {', '.join(bad)}; options are {', '.join(sorted(known - _PANEL_OWNED))}")
+        # Made in a cell, on the kernel's main thread: the loop later clicks hop onto.
+        self.loop: asyncio.AbstractEventLoop | None = _runner.remember_loop() if _has_running_loop() else None
+        self.options = dict(download_options)
+        self.rows: list[DownloadRow] = []
+        self.shown: Any = None
+
+        self.urls = w.Textarea(placeholder="Video URLs, one per line", rows=4, layout=w.Layout(width="100%"))
+        self.urls.add_class("vidnb-urls")
+        self.dest = w.Text(value=str(dest_dir), description="Folder", layout=w.Layout(width="50%"))
+        self.dest.add_class("vidnb-dest")
+        connections = self.options.pop("connections", 1)
+        if not isinstance(connections, int) or not 1 <= connections <= 32:
+            raise ValueError(f"DownloadPanel takes connections between 1 and 32, not {connections!r}")
+        self.connections = w.BoundedIntText(
+            value=connections,
+            min=1, max=32, description="Connections", layout=w.Layout(width="160px"),
+            style={"description_width": "initial"},
+        )
+        self.connections.add_class("vidnb-connections")
+        self.overwrite = w.Checkbox(value=bool(self.options.pop("overwrite", False)), description="Overwrite", indent=False)
+        self.overwrite.add_class("vidnb-overwrite")
+        self.download_button = w.Button(description="Download", button_style="primary", icon="download")
+        self.download_button.add_class("vidnb-download")
+        self.download_button.on_click(lambda _: self._on_loop(self.submit))
+        self.cancel_all_button = w.Button(description="Cancel all", icon="stop", disabled=True)
+        self.cancel_all_button.add_class("vidnb-cancel-all")
+        self.cancel_all_button.on_click(lambda _: self._on_loop(self.cancel_all))
+        self.message = w.HTML("")
+        self.message.add_class("vidnb-message")
+        self.rows_box = w.VBox([])
+        self.rows_box.add_class("vidnb-rows")
+        self.preview_area = w.Output()
+        self.preview_area.add_class("vidnb-preview")
+        controls = w.HBox([self.dest, self.connections, self.overwrite, self.download_button, self.cancel_all_button])
+        self.widget = w.VBox([self.urls, controls, self.message, self.rows_box, self.preview_area])
+        self.widget.add_class("vidnb-panel")
+
+    # ----------------------------------------------------------------- display
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, dict):
+            bundle = {**bundle, "text/plain": repr(self)}
+        return bundle
+
+    def __repr__(self) -> str:
+        states: dict[str, int] = {}
+        for row in self.rows:
+            states[row.state] = states.get(row.state, 0) + 1
+        summary = ", ".join(f"{n} {s}" for s, n in states.items()) or "no downloads"
+        return f"<DownloadPanel {self.dest.value!r}: {summary}>"
+
+    # ----------------------------------------------------------------- actions
+
+    def _on_loop(self, action: Callable[[], None]) -> None:
+        """Run a button's action on the panel's loop, never raising into the caller."""
+        loop = self.loop
+        if loop is not None and not loop.is_closed() and loop.is_running() and not _runner._in_loop_thread(loop):
+            loop.call_soon_threadsafe(self._guarded, action)
+        else:
+            self._guarded(action)
+
+    def _guarded(self, action: Callable[[], None]) -> None:
+        try:
+            action()
+        except Exception as exc:  # the panel must never raise into a cell or the kernel's log
+            log.exception("DownloadPanel: %s failed", getattr(action, "__name__", action))
+            self._say(f"Something went wrong: {exc}", error=True)
+
+    def _say(self, text: str, *, error: bool = False) -> None:
+        colour = "#b00020" if error else "inherit"
+        self.message.value = f'<span style="color:{colour}">{escape(text, quote=False)}</span>' if text else ""
+        if error:
+            self.message.add_class("vidnb-error")
+        else:
+            self.message.remove_class("vidnb-error")
+
+    def submit(self) -> list[DownloadRow]:
+        """Start a download for each URL in the box (what the Download button does).
+
+        Returns the new rows; nothing starts when any URL or the folder is invalid.
+        """
+        lines = [(i, line.strip()) for i, line in enumerate(self.urls.value.splitlines(), 1)]
+        lines = [(i, line) for i, line in lines if line and not line.startswith("#")]
+        if not lines:
+            self._say("Paste one or more video URLs (one per line), then press Download.", error=True)
+            return []
+        urls = []
+        for i, line in lines:
+            try:
+                urls.append(validate_url(line))
+            except VidnbError as exc:
+                self._say(f"Line {i}: {exc} Nothing was started.", error=True)
+                return []
+        try:
+            folder = _writable_folder(self.dest.value)
+        except OSError as exc:
+            self._say(f"Cannot save into {self.dest.value!r}: {exc.strerror or exc}. Nothing was started.", error=True)
+            return []
+        options = {**self.options, "connections": self.connections.value, "overwrite": self.overwrite.value}
+        new = [DownloadRow(self, url, folder) for url in urls]
+        self.rows.extend(new)
+        self.rows_box.children = tuple(r.box for r in self.rows)
+        self.cancel_all_button.disabled = False
+        self._say(f"Downloading {len(new)} video{'s' if len(new) != 1 else ''} into {folder}.")
+        for row in new:
+            try:
+                row.begin(options)
+            except Exception as exc:  # e.g. a bad option value: show it on the row
+                row.error = str(exc)
+                row.info.value = row.error
+                row._set_state("failed")
+                row.bar.bar_style = "danger"
+        return new
+
+    def cancel_all(self) -> None:
+        """Cancel every download still running (what Cancel all does)."""
+        for row in self.rows:
+            if not row._closed_state():
+                row.cancel()
+
+    def show(self, source: Any) -> None:
+        """Show a video in the panel's preview area (what a row's Preview button does)."""
+        shown = preview(source)
+        bundle = shown._repr_mimebundle_()
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        # Set the outputs directly: Output's context manager is not safe off the main thread,
+        # and this needs no IPython shell.
+        self.preview_area.outputs = ({"output_type": "display_data", "data": data, "metadata": {}},)
+        #: What the preview area shows (a Video widget, a ReferencePreview or a PreviewNote).
+        self.shown = shown
+
+    def _row_finished(self, row: DownloadRow) -> None:
+        if all(r._closed_state() for r in self.rows):
+            self.cancel_all_button.disabled = True
+            counts = {s: sum(r.state == s for r in self.rows) for s in ("done", "failed", "cancelled")}
+            summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+            self._say(f"Finished: {summary}.", error=counts["failed"] > 0)
+
+    async def wait(self) -> list[DownloadResult | None]:
+        """Wait for every row's download; their results (None for failed or cancelled ones).
+
+        Examples
+        --------
+        >>> results = await panel.wait()   # doctest: +SKIP
+        """
+        return [await row.wait() for row in list(self.rows)]
+
+
+def _has_running_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+        return True
+    except RuntimeError:
+        return False
+
+
+def _writable_folder(value: str) -> Path:
+    """Create the folder if needed and prove it takes files (``os.access`` lies for root)."""
+    if not value.strip():
+        raise OSError(0, "no folder given")
+    folder = Path(value.strip()).expanduser()
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=folder):
+        pass
+    return folder
