@@ -40,7 +40,7 @@ def missing_requirements() -> str | None:
     if not Path(CHROMIUM).exists():
         return "Debian's chromium is not installed (apt-get install chromium; .ci/run does it)"
     try:
-        import playwright  # noqa: F401
+        import playwright  # noqa: F401 - only whether it is there
     except ImportError:
         return "the playwright package is not installed (pip install -e '.[test]')"
     if shutil.which("jupyter-lab") is None and shutil.which("jupyter") is None:

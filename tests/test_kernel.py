@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import pytest
 from nb_kernel import Kernel, kernel_argv, python_has
@@ -64,7 +63,7 @@ def styles(k: Kernel, start: float) -> list[str]:
 
 def test_sync_call_streams_progress_while_the_cell_blocks_and_other_downloads_go_on(kernel):
     k = kernel
-    bg = k.ok(f"bg = vidnb.start({SLOW.format(rate=50_000)}.replace('mp4', 'webm'), 'bg.webm', overwrite=True)")
+    k.ok(f"bg = vidnb.start({SLOW.format(rate=50_000)}.replace('mp4', 'webm'), 'bg.webm', overwrite=True)")
     ex = k.ok(f"r = vidnb.download_sync({SLOW.format(rate=50_000)}, 'sync.mp4', overwrite=True)\nr")
     busy = bars(k, ex.sent, ex.replied)
     assert ex.replied - ex.sent > 1.5

@@ -338,7 +338,8 @@ async def probe(url: str) -> list[tuple[str, str]]:
     import aiohttp
     from multidict import CIMultiDict
 
-    from ._download import MAX_REDIRECTS, _content_range, new_session
+    from ._download import MAX_REDIRECTS, new_session
+    from ._headers import content_range
     from ._errors import HTTPStatusError, translate
     from ._fmt import human_bytes
     from ._sniff import SNIFF_BYTES, describe_non_video, sniff
@@ -382,7 +383,7 @@ async def probe(url: str) -> list[tuple[str, str]]:
     meta = head_headers if head_ok else get_headers
     size: int | None
     if get_status == 206:
-        size = _content_range(get_headers.get("Content-Range"))[1]
+        size = content_range(get_headers.get("Content-Range"))[1]
     else:
         size = int(get_headers["Content-Length"]) if get_headers.get("Content-Length", "").isdigit() else None
     if size is None and head_ok and head_headers.get("Content-Length", "").isdigit():

@@ -17,7 +17,6 @@ continues where this one stopped.
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import functools
 import hashlib
 import logging
@@ -44,6 +43,7 @@ from ._errors import (
     translate,
 )
 from ._fmt import human_bytes, human_rate
+from ._headers import content_range, retry_after
 from ._progress import ProgressOption, Tracker, make_reporter
 from ._sniff import SNIFF_BYTES, describe_non_video, format_from_name, is_hls_playlist, sniff
 from ._urls import choose_filename, redact_url, validate_url
@@ -437,22 +437,6 @@ def _hash_file(path: Path, limit: int | None, hasher: Any = None) -> str:
     return h.hexdigest()
 
 
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-_content_range = _segments.content_range
-
-
 class _Download:
     """One call of :func:`download`: the state that lives across its attempts."""
 
@@ -638,7 +622,7 @@ class _Download:
                     resp.status,
                     redact_url(self.final_url),
                     resp.reason or "",
-                    retry_after=_retry_after(resp.headers.get("Retry-After")),
+                    retry_after=retry_after(resp.headers.get("Retry-After")),
                 )
 
             head = b""
@@ -652,7 +636,7 @@ class _Download:
                 if offset or (state is not None and state.segments):
                     raise _Again  # a .part of this file is there: ask again, for the missing bytes only
 
-            range_start, range_total = _content_range(resp.headers.get("Content-Range"))
+            range_start, range_total = content_range(resp.headers.get("Content-Range"))
             if offset:
                 same_file = (
                     resp.status == 206
@@ -816,7 +800,7 @@ class _Download:
     async def _range_not_satisfiable(
         self, resp: aiohttp.ClientResponse, state: _files.PartState | None, offset: int
     ) -> DownloadResult:
-        _, total = _content_range(resp.headers.get("Content-Range"))
+        _, total = content_range(resp.headers.get("Content-Range"))
         if state is None or total is None or total != offset or total != state.total:
             # Our .part does not fit what the server has now: it is not worth keeping.
             _files.discard_part(self.path)  # type: ignore[arg-type]

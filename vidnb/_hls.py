@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import email.utils
 import hashlib
 import json
 import logging
@@ -48,6 +47,7 @@ from ._errors import (
     translate,
 )
 from ._fmt import human_bytes, human_rate
+from ._headers import content_range, retry_after
 from ._hls_playlist import LiveStreamError, UnsupportedEncryptionError
 from ._progress import ProgressOption, Tracker, make_reporter
 from ._sniff import describe_non_video, sniff
@@ -396,7 +396,7 @@ class _HLSJob:
                     resp.status,
                     redact_url(final),
                     resp.reason or "",
-                    retry_after=_retry_after(resp.headers.get("Retry-After")),
+                    retry_after=retry_after(resp.headers.get("Retry-After")),
                 )
             body = bytearray()
             async for chunk in resp.content.iter_any():
@@ -424,7 +424,7 @@ def _cut_range(body: bytearray, byterange: tuple[int, int], resp: aiohttp.Client
     """The requested range out of a 206 (checked) or a 200 with the whole file (a server ignoring Range)."""
     offset, length = byterange
     if resp.status == 206:
-        start = _content_range_start(resp.headers.get("Content-Range"))
+        start, _ = content_range(resp.headers.get("Content-Range"))
         if start != offset:
             raise IncompleteDownloadError(
                 f"{redact_url(url)} answered the range from byte {offset} with "
@@ -443,27 +443,6 @@ def _cut_range(body: bytearray, byterange: tuple[int, int], resp: aiohttp.Client
             offset + length,
         )
     return body[offset : offset + length]
-
-
-def _content_range_start(value: str | None) -> int | None:
-    try:
-        unit, _, rest = (value or "").strip().partition(" ")
-        return int(rest.split("-", 1)[0]) if unit.lower() == "bytes" else None
-    except ValueError:
-        return None
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
 
 
 def _join(base: str, uri: str) -> str:

@@ -43,7 +43,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +50,7 @@ from typing import Any, Mapping, Protocol
 
 from . import _files
 from ._errors import HTTPStatusError, IncompleteDownloadError, translate
+from ._headers import content_range, retry_after
 
 log = logging.getLogger("vidnb")
 
@@ -148,19 +148,6 @@ def from_single(total: int, done: int) -> list[Segment]:
     """The pieces of a ``.part`` written front to back by one stream, ``done`` bytes so far."""
     segs = [Segment(0, done, done)] if done else []
     return segs + [Segment(done, total)] if done < total else segs
-
-
-_CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)", re.I)
-
-
-def content_range(value: str | None) -> tuple[int | None, int | None]:
-    """(first byte, total) from a Content-Range header; None where absent or unknown."""
-    m = _CONTENT_RANGE.match(value or "")
-    if not m:
-        return None, None
-    start = int(m.group(1)) if m.group(1) is not None else None
-    total = int(m.group(3)) if m.group(3) != "*" else None
-    return start, total
 
 
 def same_validators(state: _files.PartState, headers: Mapping[str, str]) -> bool:
@@ -455,7 +442,7 @@ class SegmentedFetch:
                 if resp.status == 416:
                     raise FileChanged(f"{self.shown_url} answered 416 to bytes={start}-: it is shorter now")
                 raise HTTPStatusError(
-                    resp.status, self.shown_url, resp.reason or "", retry_after=_retry_after(resp.headers)
+                    resp.status, self.shown_url, resp.reason or "", retry_after=retry_after(resp.headers.get("Retry-After"))
                 )
             if resp.status != 206 or not same_validators(self.state, resp.headers):
                 raise FileChanged(
@@ -539,11 +526,6 @@ def _drop(resp: Any, seg: Segment) -> None:
         resp.close()
 
 
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    value = (headers.get("Retry-After") or "").strip()
-    return float(value) if value.isdigit() else None
-
-
 __all__ = [
     "Segment",
     "SegmentedFetch",
@@ -554,7 +536,6 @@ __all__ = [
     "plan",
     "from_state",
     "from_single",
-    "content_range",
     "same_validators",
     "MIN_SPLIT",
     "MAX_CONNECTIONS",
