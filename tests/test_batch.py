@@ -6,7 +6,6 @@ import asyncio
 import itertools
 import os
 import time
-from pathlib import Path
 
 import pytest
 from aiohttp import web

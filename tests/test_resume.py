@@ -242,7 +242,7 @@ def _wait_for(predicate, timeout: float = 30.0) -> None:
 
 @pytest.mark.slow
 def test_download_killed_with_its_process_resumes_in_another(serve, dest):
-    data = make_video(6 * 1024 * 1024)  # above SMALL_FILE, so the resume record is written up front
+    data = make_video(4 * 1024 * 1024)
     url, route = serve(data, rate=1024 * 1024)
     proc = _spawn_download(url, dest)
     part = _files.part_path(dest)

@@ -54,10 +54,6 @@ log = logging.getLogger("vidnb")
 CONNECT_TIMEOUT = 30.0
 READ_TIMEOUT = 60.0
 MAX_REDIRECTS = 10
-#: Below this many bytes to go, the resume record is written only if the body breaks off:
-#: small files are cheaper to fetch again after a crash than to track (a batch of 1 MiB
-#: files saves a file write and a thread hop per file).
-SMALL_FILE = 4 << 20
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -687,9 +683,10 @@ class _Download:
             if offset == 0 and state is not None:
                 # Starting over: the old record describes bytes that are about to be replaced.
                 _files.remove_quietly(_files.sidecar_path(self.path))  # type: ignore[arg-type]
-            if total is None or total - offset > SMALL_FILE:
-                await _files.save_state(self.path, new_state)  # type: ignore[arg-type]
-                new_state = None  # recorded
+            # Written before the first body byte, so a process killed at any point leaves a
+            # .part that the next run can resume. A direct write, not a thread hop: it is
+            # ~100 bytes, and a batch of small files pays this once per file.
+            _files.write_state(self.path, new_state)  # type: ignore[arg-type]
             hasher = None
             if self.sha256 is not None:
                 hasher = hashlib.sha256()
@@ -697,7 +694,7 @@ class _Download:
                     await asyncio.to_thread(_hash_file, _files.part_path(self.path), offset, hasher)  # type: ignore[arg-type]
             if offset:
                 self.resumed = True
-            size = await self._stream(resp, head if offset == 0 else b"", offset, hasher, new_state)
+            size = await self._stream(resp, head if offset == 0 else b"", offset, hasher)
             content_type = resp.headers.get("Content-Type")
 
         if total is not None and size != total:
@@ -841,13 +838,8 @@ class _Download:
             )
         return fmt
 
-    async def _stream(
-        self, resp: aiohttp.ClientResponse, head: bytes, offset: int, hasher: Any, unsaved: _files.PartState | None
-    ) -> int:
-        """Copy the body into the .part from ``offset``; return the file's size afterwards.
-
-        ``unsaved`` is the resume record of a small file, written only if the body breaks off.
-        """
+    async def _stream(self, resp: aiohttp.ClientResponse, head: bytes, offset: int, hasher: Any) -> int:
+        """Copy the body into the .part from ``offset``; return the file's size afterwards."""
         part = _files.part_path(self.path)  # type: ignore[arg-type]
         writer = _files.PartWriter(part, truncate=offset == 0, hasher=hasher)
         pos = offset
@@ -872,11 +864,6 @@ class _Download:
         except TooLargeError:
             writer.close_now()
             _files.discard_part(self.path)  # type: ignore[arg-type]
-            raise
-        except BaseException:
-            if unsaved is not None and pos > offset:
-                # Written here, synchronously: this may be a cancelled task on its way out.
-                _files.write_state(self.path, unsaved)  # type: ignore[arg-type]
             raise
         finally:
             self.done = pos
