@@ -57,9 +57,11 @@ def _free_port() -> int:
 class Lab:
     """``jupyter lab`` serving ``root`` on a free loopback port with a random token."""
 
-    def __init__(self, root: Path, home: Path) -> None:
+    def __init__(self, root: Path, home: Path, env: dict[str, str] | None = None) -> None:
         self.root = root
         self.home = home
+        #: Extra environment for the server and the kernels it starts (e.g. PYTHONPATH).
+        self.env = dict(env or {})
         self.port = _free_port()
         self.token = secrets.token_hex(16)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -70,7 +72,7 @@ class Lab:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> "Lab":
-        env = dict(os.environ)
+        env = {**os.environ, **self.env}
         for var, sub in [
             ("JUPYTER_CONFIG_DIR", "config"),
             ("JUPYTERLAB_SETTINGS_DIR", "settings"),
