@@ -169,7 +169,7 @@ async def test_panel_downloads_each_url_and_previews_the_result(srv, in_tmp):
     for row in panel.rows:
         assert row.state == "done" and row.state_label.value == "done"
         assert row.bar.bar_style == "success" and row.bar.value == row.bar.max == row.result.size
-        assert row.preview_button.layout.display is None and row.cancel_button.disabled
+        assert row.preview_button.layout.visibility == "visible" and row.cancel_button.disabled
     assert "2 done" in panel.message.value and panel.cancel_all_button.disabled
     assert repr(panel).endswith(": 2 done>")
 

@@ -74,7 +74,11 @@ def validate_url(url: str) -> str:
                 "Remove it (copy-pasted URLs often carry a line break or tab).",
             )
         if ch.isspace():
-            raise fail(f"URL contains a space ({ch!r}) at position {i}", "Percent-encode spaces as %20.")
+            # Quote it as typed (the redacted form encodes the very spaces being pointed at).
+            typed = shown.replace("%20", " ") if ch == " " else shown
+            raise InvalidURLError(
+                f"URL contains a space ({ch!r}) at position {i}: {typed!r}. Percent-encode spaces as %20.", shown
+            )
 
     scheme = _SCHEME.match(s)
     name = scheme.group(1).lower() if scheme else ""

@@ -49,18 +49,24 @@ class DownloadRow:
         self.result: DownloadResult | None = None
         self.error: str | None = None
         self._cancel_requested = False
-        self.name = w.HTML(escape(_runner._guess_name(url, None)), layout=w.Layout(width="30%"))
+        self._started = asyncio.Event()
+        self._ended = asyncio.Event()
+        # Text columns share the width; buttons keep their natural size, and Preview is only
+        # made invisible (not removed) until it applies, so the columns of all rows line up.
+        self.name = w.HTML(escape(_runner._guess_name(url, None)), layout=w.Layout(flex="3 1 0", min_width="0"))
         self.name.add_class("vidnb-row-name")
-        self.bar = w.IntProgress(value=0, min=0, max=1, bar_style="info", layout=w.Layout(width="25%"))
+        self.bar = w.IntProgress(value=0, min=0, max=1, bar_style="info", layout=w.Layout(flex="3 1 0", min_width="0"))
         self.bar.add_class("vidnb-row-bar")
-        self.info = w.Label("", layout=w.Layout(width="25%"))
+        self.info = w.Label("", layout=w.Layout(flex="4 1 0", min_width="0"))
         self.info.add_class("vidnb-row-info")
-        self.state_label = w.Label("queued", layout=w.Layout(width="10%"))
+        self.state_label = w.Label("queued", layout=w.Layout(flex="1 1 0", min_width="0"))
         self.state_label.add_class("vidnb-row-state")
-        self.cancel_button = w.Button(description="Cancel", icon="times", layout=w.Layout(width="auto"))
+        self.cancel_button = w.Button(description="Cancel", icon="times", layout=w.Layout(flex="0 0 auto", width="auto"))
         self.cancel_button.add_class("vidnb-row-cancel")
         self.cancel_button.on_click(lambda _: self.panel._on_loop(self.cancel))
-        self.preview_button = w.Button(description="Preview", icon="play", layout=w.Layout(width="auto", display="none"))
+        self.preview_button = w.Button(
+            description="Preview", icon="play", layout=w.Layout(flex="0 0 auto", width="auto", visibility="hidden")
+        )
         self.preview_button.add_class("vidnb-row-preview")
         self.preview_button.on_click(lambda _: self.panel._on_loop(self.show_preview))
         self.box = w.HBox([self.name, self.bar, self.info, self.state_label, self.cancel_button, self.preview_button])
@@ -78,6 +84,8 @@ class DownloadRow:
         self.box.remove_class(f"vidnb-{self.state}")
         self.state_label.value = state
         self.box.add_class(f"vidnb-{self.state}")
+        if self._closed_state():
+            self._ended.set()
 
     def begin(self, options: dict[str, Any]) -> None:
         """Start the download (on the loop), unless it was cancelled while queued."""
@@ -87,11 +95,13 @@ class DownloadRow:
             return
         self._set_state("connecting")
         self.task = _runner.start(self.url, self.folder, progress=self, **options)
+        self._started.set()
         self.task._future.add_done_callback(lambda _: self._finished())
 
     def cancel(self) -> None:
         """Stop this download; its ``.part`` stays, so downloading it again resumes."""
         self._cancel_requested = True
+        self._started.set()
         if self.task is not None:
             self.task.cancel()
         elif self.state == "queued":
@@ -104,16 +114,14 @@ class DownloadRow:
 
     async def wait(self) -> DownloadResult | None:
         """Wait until this row's download ended; its result, or None if it failed or was cancelled."""
-        while self.task is None and not self._cancel_requested:
-            await asyncio.sleep(0.02)  # queued behind a thread hop; started within one loop turn
+        await self._started.wait()  # a click may reach the loop one turn after this call
         if self.task is not None:
             try:
                 await self.task
             except (Exception, asyncio.CancelledError):
                 pass
-            # Let the task's done callbacks (which paint this row) run.
-            while not self._closed_state():
-                await asyncio.sleep(0.01)
+            # The task's done callback paints this row; wait for it.
+            await self._ended.wait()
         return self.result
 
     def _closed_state(self) -> bool:
@@ -126,7 +134,8 @@ class DownloadRow:
             self.bar.max = total or 1
             self.bar.value = initial if total else 1
             self.bar.bar_style = "" if total else "info"  # "info" full bar: size unknown
-        self.name.value = escape(name)
+        if name:  # a folder destination has no name until the server answers
+            self.name.value = escape(name)
         self._set_state("downloading")
         self.info.value = _describe(ProgressEvent(name, initial, total, 0.0, 0.0))
 
@@ -164,7 +173,7 @@ class DownloadRow:
             self.info.value = f"{human_bytes(self.result.size)}" + (
                 " (already there)" if self.result.skipped else f" in {human_duration(self.result.elapsed)}"
             )
-            self.preview_button.layout.display = None
+            self.preview_button.layout.visibility = "visible"
             self._set_state("done")
         elif state == "cancelled":
             self.bar.bar_style = "warning"
