@@ -247,7 +247,8 @@ async def download(
         raise ValueError(f"chunk_size must be a positive number of bytes, not {chunk_size!r}")
     connections = _segments.check_connections(connections)
     folder, path = _resolve_dest(dest)
-    hls_options = dict(
+    # What single files and HLS streams share; each adds its own options.
+    common: dict[str, Any] = dict(
         overwrite=overwrite,
         resume=resume,
         retry=retry,
@@ -255,11 +256,9 @@ async def download(
         headers=dict(headers or {}),
         sha256=expected,
         max_bytes=max_bytes,
-        progress=progress,
         connections=connections,
-        variant=variant,
-        live_duration=live_duration,
     )
+    hls_options = dict(common, progress=progress, variant=variant, live_duration=live_duration)
     if _maybe_hls_url(url) and _hls().is_hls_url(url):
         return await _with_session(session, lambda s: _hls().download_hls(url, folder, path, session=s, **hls_options))
     if path is not None and path.exists() and not overwrite:
@@ -269,18 +268,11 @@ async def download(
         url=url,
         folder=folder,
         path=path,
-        overwrite=overwrite,
-        resume=resume,
-        retry=retry,
-        timeout=_client_timeout(timeout),
         chunk_size=chunk_size,
-        headers=dict(headers or {}),
-        sha256=expected,
-        max_bytes=max_bytes,
         require_video=require_video,
         tracker=Tracker(make_reporter(progress), path.name if path else ""),
         t0=t0,
-        connections=connections,
+        **common,
     )
 
     async def run(s: aiohttp.ClientSession) -> DownloadResult:
