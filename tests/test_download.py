@@ -335,3 +335,16 @@ def test_public_names_are_exported():
         assert getattr(vidnb, name) is not None
     assert issubclass(vidnb.InvalidURLError, ValueError)
     assert issubclass(vidnb.DestinationError, OSError)
+
+
+async def test_proxy_from_the_environment_is_used(serve, video, dest, server, monkeypatch):
+    # The test server doubles as the proxy: a URL on a host that cannot resolve can only
+    # arrive through it.
+    url, route = serve(video, name="via-proxy.mp4")
+    path = url.split(str(server.port), 1)[1]
+    for var in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{server.port}")
+    result = await vidnb.download(f"http://video.invalid{path}", dest, progress=False)
+    assert dest.read_bytes() == video and result.size == len(video)
+    assert route.requests[0]["Host"] == "video.invalid"
