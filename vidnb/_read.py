@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
-from typing import Union
+from typing import Iterator, Union
 
 from ._errors import DestinationError, TooLargeError
 from ._fmt import human_bytes
@@ -37,10 +38,10 @@ def read_video(path: PathLike, *, max_bytes: int | None = None) -> bytes:
     >>> data = vidnb.read_video("videos/clip.mp4", max_bytes=50_000_000)  # doctest: +SKIP
     """
     p = Path(path).expanduser()
-    try:
+    with reading(p):
         size = p.stat().st_size
         if p.is_dir():
-            raise DestinationError(f"{p} is a folder, not a video file.", p)
+            raise IsADirectoryError(21, "Is a directory", str(p))
         if max_bytes is not None and size > max_bytes:
             raise TooLargeError(
                 f"{p} is {human_bytes(size)}, more than max_bytes={max_bytes}; "
@@ -50,13 +51,19 @@ def read_video(path: PathLike, *, max_bytes: int | None = None) -> bytes:
             )
         with open(p, "rb") as f:
             return f.read()
-    except FileNotFoundError as exc:
-        raise DestinationError(f"No video at {p}: the file does not exist. Check the path.", p) from exc
-    except PermissionError as exc:
-        raise DestinationError(f"Not allowed to read {p}: {exc.strerror}.", p) from exc
-    except IsADirectoryError as exc:
-        raise DestinationError(f"{p} is a folder, not a video file.", p) from exc
 
+
+@contextlib.contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Turn the OS errors of reading a video file into a :class:`DestinationError` that says what to do."""
+    try:
+        yield
+    except FileNotFoundError as exc:
+        raise DestinationError(f"No video at {path}: the file does not exist. Check the path.", path) from exc
+    except PermissionError as exc:
+        raise DestinationError(f"Not allowed to read {path}: {exc.strerror}.", path) from exc
+    except IsADirectoryError as exc:
+        raise DestinationError(f"{path} is a folder, not a video file.", path) from exc
 
 def get_video_data(file_name: PathLike) -> bytes | None:
     """Return the bytes of a video file, or None (with the reason logged) when it cannot be read.

@@ -168,18 +168,10 @@ def _limit(embed_max_bytes: int | None) -> int:
 
 
 def _stat_and_head(path: Path) -> tuple[int, bytes]:
-    from .._errors import DestinationError
+    from .._read import reading
 
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            return size, f.read(SNIFF_BYTES)
-    except FileNotFoundError as exc:
-        raise DestinationError(f"No video at {path}: the file does not exist. Check the path.", path) from exc
-    except IsADirectoryError as exc:
-        raise DestinationError(f"{path} is a folder, not a video file.", path) from exc
-    except PermissionError as exc:
-        raise DestinationError(f"Not allowed to read {path}: {exc.strerror}.", path) from exc
+    with reading(path), open(path, "rb") as f:
+        return os.fstat(f.fileno()).st_size, f.read(SNIFF_BYTES)
 
 
 def _unplayable(fmt: VideoFormat | None, what: str) -> PreviewNote | None:
