@@ -100,3 +100,32 @@ async def test_text_bar_shows_bytes_and_marks_failure_and_cancel(serve, dest, ca
     bar.close(vidnb.ProgressEvent("y.mp4", 900, 2000, 100.0, 1.0, "cancelled"))
     err = capsys.readouterr().err
     assert "⊘ y.mp4" in err and "cancelled" in err and "900B/1.95kB" in err
+
+
+def test_first_sync_call_in_a_busy_running_loop_leaves_the_loop_alive(serve, video, tmp_path):
+    """Like a kernel cell calling download_sync while other callbacks are queued behind it.
+
+    Runs in a fresh interpreter: nest-asyncio2 patches loop classes once per process.
+    """
+    import subprocess
+    import sys
+
+    url, _ = serve(video)
+    code = """
+import asyncio, sys, vidnb
+loop = asyncio.new_event_loop()
+seen = []
+def cell():
+    seen.append(vidnb.download_sync(sys.argv[1], sys.argv[2], progress=False).size)
+    loop.call_soon(loop.stop)
+loop.call_soon(cell)
+for _ in range(200):  # queued behind the cell, as a busy kernel's callbacks are
+    loop.call_soon(seen.append, 0)
+loop.run_forever()
+print(max(seen), len(seen))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code, url, str(tmp_path / "clip.mp4")], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [str(len(video)), "201"]

@@ -48,8 +48,9 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     import nest_asyncio2
 
     nest_asyncio2.apply(loop)
+    owed = len(getattr(loop, "_ready", ()))
     task = loop.create_task(coro)
-    with _interrupt_cancels(task, loop) as interrupted:
+    with _keep_ready_queue(loop, owed), _interrupt_cancels(task, loop) as interrupted:
         try:
             return loop.run_until_complete(task)
         except asyncio.CancelledError:
@@ -66,6 +67,29 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
                 except BaseException:
                     pass
             raise
+
+
+@contextlib.contextmanager
+def _keep_ready_queue(loop: asyncio.AbstractEventLoop, owed: int) -> Iterator[None]:
+    """Leave at least ``owed`` callbacks in the loop's ready queue after a nested run.
+
+    The first sync call patches a loop that is already running: the iteration this cell
+    runs in is asyncio's own ``_run_once``, which will still pop as many callbacks as were
+    queued behind this one. The nested run may have run them all (background downloads
+    keep queueing), and that outer pop then fails with "pop from an empty deque", which
+    kills the kernel's loop. Padding with no-op callbacks keeps the count it expects.
+    """
+    try:
+        yield
+    finally:
+        ready = getattr(loop, "_ready", None)
+        if ready is not None:
+            for _ in range(owed - len(ready)):
+                loop.call_soon(_noop)
+
+
+def _noop() -> None:
+    pass
 
 
 @contextlib.contextmanager
