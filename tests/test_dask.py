@@ -122,6 +122,23 @@ async def test_server_names_that_collide_across_partitions_are_reported(client, 
     err = batch.failed[0].error
     assert isinstance(err, vidnb.DestinationError) and "own filename" in str(err)
     assert (tmp_path / "same.mp4").read_bytes() == {ua: a, ub: b}[batch.ok[0].url]
+    assert not batch.ok[0].result.skipped
+
+
+async def test_the_item_that_wrote_a_clashing_file_keeps_it_whichever_partition_ends_first(client, serve, tmp_path):
+    a, b, slow = make_video(30_000, seed=1), make_video(30_000, seed=2), make_video(200_000, seed=3)
+    ua, _ = serve(a, name="download", content_disposition='attachment; filename="same.mp4"')
+    ub, _ = serve(b, name="download", content_disposition='attachment; filename="same.mp4"', rate=20_000)
+    # The first partition is held up by a slow neighbour, so it often ends after the other
+    # even when its item wrote the file: the writer must keep it all the same.
+    us, _ = serve(slow, name="slow.mp4", rate=200_000)
+    batch = await vidnb.download_many(
+        [ua, us, ub], tmp_path, client=client, partition_size=2, concurrency=2, progress=False
+    )
+    assert batch[1].ok and [batch[0].ok, batch[2].ok].count(True) == 1, batch.failed
+    winner, loser = (batch[0], batch[2]) if batch[0].ok else (batch[2], batch[0])
+    assert not winner.result.skipped and "own filename" in str(loser.error)
+    assert (tmp_path / "same.mp4").read_bytes() == {ua: a, ub: b}[winner.url]
 
 
 def test_errors_that_do_not_unpickle_are_wrapped():

@@ -390,7 +390,7 @@ async def download_on_cluster(
             outcomes, attempt, fetched = result
         else:
             outcomes, attempt, fetched = _failed_partition(partitions[i], future, result), None, 0
-        local_outcomes = [_localise(o, remote, folder, claimed, job_of) for o in outcomes]
+        local_outcomes = [_localise(o, remote, folder, claimed, job_of, by_index) for o in outcomes]
         overall.partition_done(i, local_outcomes, attempt, fetched)
         for outcome in local_outcomes:
             by_index[outcome.index] = outcome
@@ -469,19 +469,39 @@ def _failed_partition(jobs: list[_Job], future: Any, result: Any) -> list[ItemOu
 
 
 def _localise(
-    outcome: ItemOutcome, remote: Path, local: Path, claimed: dict[Path, _Job], job_of: dict[int, _Job]
+    outcome: ItemOutcome,
+    remote: Path,
+    local: Path,
+    claimed: dict[Path, _Job],
+    job_of: dict[int, _Job],
+    by_index: dict[int, ItemOutcome],
 ) -> ItemOutcome:
-    """Map worker paths back to the caller's folder, and catch server-named clashes across partitions."""
+    """Map worker paths back to the caller's folder, and catch server-named clashes across partitions.
+
+    Partitions finish in any order, so the item that found the file already there
+    (``skipped``) may report before the item that wrote it. A writer therefore takes the
+    file over from a skipper that claimed it first, and the skipper's outcome becomes the
+    clash (``by_index`` is corrected; ``on_item`` has already seen it as a success).
+    """
     path = _rebase(outcome.path, remote, local)
     result = outcome.result
     if result is not None:
         result = replace(result, path=_rebase(result.path, remote, local) or result.path)
-        owner = claimed.setdefault(result.path, job_of[outcome.index])
-        if owner.index != outcome.index:
-            err = DestinationError(
-                f"{result.path} is also the file of {owner.source} ({owner.url}); give this item its own filename",
-                result.path,
-            )
-            return ItemOutcome(outcome.index, outcome.url, None, None, err, outcome.source)
+        job = job_of[outcome.index]
+        owner = claimed.setdefault(result.path, job)
+        if owner is not job:
+            earlier = by_index.get(owner.index)
+            if not result.skipped and earlier is not None and earlier.result is not None and earlier.result.skipped:
+                claimed[result.path] = job
+                by_index[owner.index] = _clash(owner, job, result.path)
+            else:
+                return _clash(job, owner, result.path)
     return ItemOutcome(outcome.index, outcome.url, path, result, outcome.error, outcome.source)
+
+
+def _clash(job: _Job, owner: _Job, path: Path) -> ItemOutcome:
+    err = DestinationError(
+        f"{path} is also the file of {owner.source} ({owner.url}); give this item its own filename", path
+    )
+    return ItemOutcome(job.index, job.url, None, None, err, job.source)
 

@@ -25,6 +25,7 @@ from .._download import DownloadResult, download
 from .._errors import VidnbError
 from .._fmt import human_bytes, human_duration, human_rate
 from .._progress import ProgressEvent
+from .._segments import MAX_CONNECTIONS
 from .._urls import validate_url
 from ._preview import preview
 
@@ -246,11 +247,11 @@ class DownloadPanel:
         self.dest = w.Text(value=str(dest_dir), description="Folder", layout=w.Layout(width="50%"))
         self.dest.add_class("vidnb-dest")
         connections = self.options.pop("connections", 1)
-        if not isinstance(connections, int) or not 1 <= connections <= 32:
-            raise ValueError(f"DownloadPanel takes connections between 1 and 32, not {connections!r}")
+        if not isinstance(connections, int) or not 1 <= connections <= MAX_CONNECTIONS:
+            raise ValueError(f"DownloadPanel takes connections between 1 and {MAX_CONNECTIONS}, not {connections!r}")
         self.connections = w.BoundedIntText(
             value=connections,
-            min=1, max=32, description="Connections", layout=w.Layout(width="160px"),
+            min=1, max=MAX_CONNECTIONS, description="Connections", layout=w.Layout(width="160px"),
             style={"description_width": "initial"},
         )
         self.connections.add_class("vidnb-connections")
