@@ -129,3 +129,16 @@ print(max(seen), len(seen))
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [str(len(video)), "201"]
+
+
+def test_text_bar_follows_a_changing_total_without_starting_over(capsys):
+    bar = TqdmReporter()
+    bar.start("clip.ts", 1000, 0)
+    bar.update(vidnb.ProgressEvent("clip.ts", 500, 1000, 10.0, 1.0))
+    start_t = bar.bar.start_t
+    bar.update(vidnb.ProgressEvent("clip.ts", 600, 2000, 10.0, 1.0))  # a better estimate
+    assert (bar.bar.total, bar.bar.n, bar.bar.start_t) == (2000, 600, start_t)
+    bar.update(vidnb.ProgressEvent("clip.ts", 700, None, 10.0, 1.0))  # the size became unknown
+    assert (bar.bar.total, bar.bar.n) == (None, 700)
+    bar.close(vidnb.ProgressEvent("clip.ts", 800, 800, 10.0, 1.0, "done"))
+    assert "800" in capsys.readouterr().err

@@ -224,6 +224,7 @@ class TqdmReporter:
             return
         # A (re)start: the bar was opened early, or the server made us begin again.
         bar.reset(total=total)
+        bar.total = total  # reset(total=None) keeps the old total; an unknown size must show as one
         bar.set_description_str(_short(name), refresh=False)
         # Resumed bytes count as done, but not towards the speed.
         bar.n = bar.last_print_n = bar.initial = initial
@@ -235,8 +236,14 @@ class TqdmReporter:
         if bar is None:
             return
         if event.total != bar.total:
-            self.start(event.name, event.total, event.done)
-            return
+            if not (event.total and bar.total):
+                # Between known and unknown size the bar changes shape: draw it anew.
+                self.start(event.name, event.total, event.done)
+                return
+            # A better estimate (HLS streams refine theirs): keep the rate and ETA going.
+            bar.total = event.total
+            if self.is_widget:
+                bar.container.children[1].max = event.total
         bar.update(event.done - bar.n)
 
     def close(self, event: ProgressEvent) -> None:
