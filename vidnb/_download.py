@@ -403,7 +403,7 @@ async def existing_result(path: Path, url: str, sha256: str | None, t0: float) -
     size = path.stat().st_size
     digest = None
     if sha256 is not None:
-        digest = await asyncio.to_thread(_hash_file, path, None)
+        digest = await asyncio.to_thread(_files.hash_file, path, None)
         if digest != sha256:
             raise ChecksumError(
                 f"{path} already exists but its sha256 is {digest}, not {sha256}. "
@@ -421,20 +421,6 @@ async def existing_result(path: Path, url: str, sha256: str | None, t0: float) -
 def _read_head(path: Path, n: int = SNIFF_BYTES) -> bytes:
     with open(path, "rb") as f:
         return f.read(n)
-
-
-def _hash_file(path: Path, limit: int | None, hasher: Any = None) -> str:
-    h = hasher if hasher is not None else hashlib.sha256()
-    left = limit
-    with open(path, "rb") as f:
-        while left is None or left > 0:
-            block = f.read(1 << 20 if left is None else min(1 << 20, left))
-            if not block:
-                break
-            h.update(block)
-            if left is not None:
-                left -= len(block)
-    return h.hexdigest()
 
 
 class _Download:
@@ -695,7 +681,7 @@ class _Download:
             if self.sha256 is not None:
                 hasher = hashlib.sha256()
                 if offset:
-                    await asyncio.to_thread(_hash_file, _files.part_path(self.path), offset, hasher)  # type: ignore[arg-type]
+                    await asyncio.to_thread(_files.hash_file, _files.part_path(self.path), offset, hasher)  # type: ignore[arg-type]
             if offset:
                 self.resumed = True
             size = await self._stream(resp, head if offset == 0 else b"", offset, hasher)
@@ -784,7 +770,7 @@ class _Download:
         if self.sha256 is not None:
             # The pieces arrived out of order, so the hash is taken from the finished file, off the loop.
             hasher = hashlib.sha256()
-            await asyncio.to_thread(_hash_file, part, None, hasher)
+            await asyncio.to_thread(_files.hash_file, part, None, hasher)
         return self._finish(state.total, info.content_type, fmt.name if fmt else None, hasher)
 
     async def _name_from_response(self, resp: aiohttp.ClientResponse, head: bytes) -> DownloadResult | None:
@@ -815,7 +801,7 @@ class _Download:
         hasher = None
         if self.sha256 is not None:
             hasher = hashlib.sha256()
-            await asyncio.to_thread(_hash_file, part, offset, hasher)
+            await asyncio.to_thread(_files.hash_file, part, offset, hasher)
         return self._finish(offset, resp.headers.get("Content-Type"), fmt.name if fmt else None, hasher)
 
     def _check_size(self, total: int | None) -> None:

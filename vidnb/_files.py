@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -87,7 +88,8 @@ async def save_state(dest: Path, state: PartState) -> None:
 
 
 def write_state(dest: Path, state: PartState) -> None:
-    """Blocking :func:`save_state`, for cleanup paths that must not await."""
+    """Blocking :func:`save_state`: for the one record a single-stream download writes, where a
+    thread hop would cost more than the ~100-byte write (it adds up over a batch of small files)."""
     _save_state(sidecar_path(dest), json.dumps(dataclasses.asdict(state)))
 
 
@@ -96,6 +98,22 @@ def _save_state(path: Path, text: str) -> None:
     tmp.write_text(text, encoding="utf-8")
     # The rename makes the update atomic: a reader sees the old state or the new one, never half.
     os.replace(tmp, path)
+
+
+def hash_file(path: Path, limit: int | None = None, hasher: Any = None) -> str:
+    """Feed the first ``limit`` bytes of ``path`` (all when None) to ``hasher`` (a new sha256
+    by default) and return its hex digest. Blocking: call it in a thread."""
+    h = hasher if hasher is not None else hashlib.sha256()
+    left = limit
+    with open(path, "rb") as f:
+        while left is None or left > 0:
+            block = f.read(1 << 20 if left is None else min(1 << 20, left))
+            if not block:
+                break
+            h.update(block)
+            if left is not None:
+                left -= len(block)
+    return h.hexdigest()
 
 
 def remove_quietly(*paths: Path) -> None:
@@ -477,6 +495,8 @@ __all__ = [
     "lock_path",
     "load_state",
     "save_state",
+    "write_state",
+    "hash_file",
     "discard_part",
     "remove_quietly",
     "check_free_space",

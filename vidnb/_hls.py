@@ -509,7 +509,7 @@ class _Stream:
             if job.sha256 is not None:
                 self.hasher = hashlib.sha256()
                 if self.pos:
-                    await asyncio.to_thread(_hash_prefix, part, self.pos, self.hasher)
+                    await asyncio.to_thread(_files.hash_file, part, self.pos, self.hasher)
             writer = _files.PartWriter(part, truncate=self.pos == 0, hasher=self.hasher)
             source = self._live_items() if self.live else _aiter(items[len(self.records) :])
             await self._pipeline(source, writer)
@@ -832,17 +832,6 @@ def _looks_like_media(data: bytes) -> bool:
     if len(data) > 1 and data[0] == 0xFF and data[1] & 0xF0 == 0xF0:
         return True
     return sniff(data) is not None
-
-
-def _hash_prefix(path: Path, size: int, hasher: Any) -> None:
-    with open(path, "rb") as f:
-        left = size
-        while left > 0:
-            block = f.read(min(1 << 20, left))
-            if not block:
-                break
-            hasher.update(block)
-            left -= len(block)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
