@@ -40,7 +40,7 @@ import aiohttp
 
 from ._download import DownloadResult, _check_sha256, download, new_session, ssl_context
 from ._errors import DestinationError, VidnbError
-from ._fmt import human_bytes, human_duration, human_rate
+from ._fmt import human_bytes, human_duration, human_rate, shorten
 from ._progress import ProgressEvent, ProgressOption, ProgressReporter, in_notebook, make_reporter
 from ._runner import run_sync
 from ._urls import choose_filename, validate_url
@@ -441,11 +441,11 @@ class _Bars:
                 continue
             if bar is None:
                 bar = self.file_bars[i] = self.tqdm(
-                    total=slot.total, desc=_short(slot.name), unit="B", unit_scale=True, unit_divisor=1024,
+                    total=slot.total, desc=shorten(slot.name, 30), unit="B", unit_scale=True, unit_divisor=1024,
                     position=i + 1, leave=False, dynamic_ncols=True, mininterval=0,
                 )
             elif slot.drawn_item != slot.item:
-                bar.set_description_str(_short(slot.name), refresh=False)
+                bar.set_description_str(shorten(slot.name, 30), refresh=False)
                 bar.reset(total=slot.total)
             slot.drawn_item = slot.item
             # The bar outlives files: give it this file's start so its speed is this file's.
@@ -454,12 +454,7 @@ class _Bars:
             bar.refresh()
 
     async def close(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            try:
-                await self._ticker
-            except asyncio.CancelledError:
-                pass
+        await stop_task(self._ticker)
         self.draw()
         for bar in self.file_bars:
             if bar is not None:
@@ -467,11 +462,19 @@ class _Bars:
         self.overall.close()
 
 
-def _short(name: str, width: int = 30) -> str:
-    return name if len(name) <= width else name[: width - 11] + "…" + name[-10:]
-
-
 # --------------------------------------------------------------------------- running
+
+
+
+async def stop_task(task: "asyncio.Task[Any] | None") -> None:
+    """Cancel a helper task (a bar ticker) and wait until it has stopped."""
+    if task is None:
+        return
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
 
 
 async def download_many(

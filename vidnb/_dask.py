@@ -38,7 +38,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-from ._batch import DRAW_RATE, BatchResult, ItemOutcome, _Bars, _can_draw, _Job, _one_line, run_jobs
+from ._batch import DRAW_RATE, BatchResult, ItemOutcome, _Bars, _can_draw, _Job, _one_line, run_jobs, stop_task
 from ._errors import DestinationError, VidnbError
 from ._progress import ProgressEvent, ProgressOption, ProgressReporter, make_reporter
 
@@ -270,12 +270,7 @@ class _Overall:
     async def close(self, ok: bool) -> None:
         if self.bars is not None:
             await self.bars.close()
-        if self._ticker is not None:
-            self._ticker.cancel()
-            try:
-                await self._ticker
-            except asyncio.CancelledError:
-                pass
+        await stop_task(self._ticker)
         if self.reporter is not None:
             self.reporter.close(self._event("done" if ok else "cancelled"))
 

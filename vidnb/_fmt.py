@@ -29,3 +29,8 @@ def human_duration(seconds: float | None) -> str:
     m, s = divmod(int(seconds), 60)
     h, m = divmod(m, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def shorten(name: str, width: int = 40) -> str:
+    """Keep a long name readable in a bar: its start, an ellipsis and its last 10 characters."""
+    return name if len(name) <= width else name[: width - 11] + "…" + name[-10:]

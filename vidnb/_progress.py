@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Literal, Protocol, Union, runtime_checkable
 
+from ._fmt import shorten
+
 log = logging.getLogger("vidnb")
 
 #: Updates per second per bar, at most.
@@ -191,7 +193,7 @@ class TqdmReporter:
         from tqdm.auto import tqdm
 
         opts = dict(
-            desc=_short(name),
+            desc=shorten(name),
             unit="B",
             unit_scale=True,
             unit_divisor=1024,
@@ -225,7 +227,7 @@ class TqdmReporter:
         # A (re)start: the bar was opened early, or the server made us begin again.
         bar.reset(total=total)
         bar.total = total  # reset(total=None) keeps the old total; an unknown size must show as one
-        bar.set_description_str(_short(name), refresh=False)
+        bar.set_description_str(shorten(name), refresh=False)
         # Resumed bytes count as done, but not towards the speed.
         bar.n = bar.last_print_n = bar.initial = initial
         self._set_format(total)
@@ -268,12 +270,8 @@ class TqdmReporter:
             style = "warning" if event.state == "cancelled" else "danger"
             bar.disp(bar_style=style, check_delay=False)
         else:
-            bar.set_description_str(("⊘ " if event.state == "cancelled" else "✗ ") + _short(event.name), refresh=False)
+            bar.set_description_str(("⊘ " if event.state == "cancelled" else "✗ ") + shorten(event.name), refresh=False)
             bar.close()
-
-
-def _short(name: str, width: int = 40) -> str:
-    return name if len(name) <= width else name[: width - 11] + "…" + name[-10:]
 
 
 def in_notebook() -> bool:
