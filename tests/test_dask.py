@@ -239,8 +239,9 @@ async def test_progress_bar_is_one_overall_bar(client, serve, tmp_path, capsys):
 
 
 async def test_a_killed_worker_is_retried_and_nothing_is_fetched_twice(client, serve, tmp_path):
-    datas = videos(8, size=400_000)
-    urls, routes = serve_many(serve, datas, rate=400_000)  # about 1 s per file
+    datas = videos(8, size=800_000)
+    # About 2 s per file: a download writes its resume record after its first second.
+    urls, routes = serve_many(serve, datas, rate=400_000)
     task = asyncio.ensure_future(
         vidnb.download_many(urls, tmp_path, client=client, partition_size=4, concurrency=2, progress=False)
     )

@@ -258,6 +258,44 @@ def test_download_killed_with_its_process_resumes_in_another(serve, dest):
 
 
 @pytest.mark.slow
+def test_a_process_killed_before_writing_its_record_gets_that_file_again_from_zero(serve, dest):
+    data = make_video(2 * 1024 * 1024)
+    url, route = serve(data, pause_after=300_000)  # 300 kB in a moment, then nothing
+    proc = _spawn_download(url, dest)
+    part = _files.part_path(dest)
+    _wait_for(lambda: part.exists() and part.stat().st_size == 300_000)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    # Killed outright in its first second: the bytes are there, the record of them is not.
+    assert part.stat().st_size == 300_000 and not _files.sidecar_path(dest).exists()
+    route.pause_after = None
+    result = vidnb.download_sync(url, dest, progress=False)
+    assert not result.resumed and dest.read_bytes() == data
+    assert "Range" not in route.requests[-1] and route.full_bodies == 2
+    assert sorted(os.listdir(dest.parent)) == ["clip.mp4"]
+
+
+async def test_a_download_cancelled_in_its_first_second_stays_resumable(serve, dest):
+    data = make_video(2 * 1024 * 1024)
+    url, route = serve(data, pause_after=300_000)
+    task = asyncio.ensure_future(vidnb.download(url, dest, progress=False))
+    part = _files.part_path(dest)
+    deadline = time.monotonic() + 20
+    while not (part.exists() and part.stat().st_size == 300_000):
+        assert time.monotonic() < deadline and not task.done(), "the download never got going"
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    state = json.loads(_files.sidecar_path(dest).read_text())
+    assert state["etag"] == route.etag and state["total"] == len(data)
+    route.pause_after = None
+    result = await vidnb.download(url, dest, progress=False)
+    assert result.resumed and dest.read_bytes() == data
+    assert route.requests[-1]["Range"] == "bytes=300000-" and route.full_bodies == 1
+
+
+@pytest.mark.slow
 def test_two_processes_on_one_destination_make_one_correct_file(serve, dest):
     data = make_video(2 * 1024 * 1024)
     url, route = serve(data, rate=4 * 1024 * 1024)

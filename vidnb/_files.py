@@ -1,15 +1,19 @@
 """Everything vidnb keeps on disk beside a destination while it downloads.
 
-For ``clip.mp4`` these are ``clip.mp4.part`` (the bytes so far), ``clip.mp4.part.json``
-(what is needed to resume them safely: URL, validators, size) and ``clip.mp4.part.lock``
-(held while a download of that destination runs, by any process). Bytes reach the
-``.part`` through :class:`PartWriter`, whose thread writes while the event loop reads the
-network; the finished file is moved into place with one rename.
+For ``clip.mp4`` these are ``clip.mp4.part`` (the bytes so far, and the lock that one
+download of that destination holds while it runs, in any process) and, once a download
+has run for a moment or stopped early, ``clip.mp4.part.json`` (what is needed to resume
+the bytes safely: URL, validators, size). A quick download creates no file but its
+``.part``: creating files is the slowest step of a batch of small files on some
+filesystems. Bytes reach the ``.part`` through :class:`PartWriter`, whose thread writes
+while the event loop reads the network; the finished file is moved into place with one
+rename.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import errno
 import hashlib
@@ -20,7 +24,7 @@ import queue
 import shutil
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from ._errors import DestinationError
 from ._fmt import human_bytes
@@ -31,6 +35,7 @@ except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger("vidnb")
+_T = TypeVar("_T")
 
 PART_SUFFIX = ".part"
 
@@ -88,8 +93,8 @@ async def save_state(dest: Path, state: PartState) -> None:
 
 
 def write_state(dest: Path, state: PartState) -> None:
-    """Blocking :func:`save_state`: for the one record a single-stream download writes, where a
-    thread hop would cost more than the ~100-byte write (it adds up over a batch of small files)."""
+    """Blocking :func:`save_state`: for the one record a single-stream download writes, at a
+    moment when the loop would otherwise wait for the thread hop (see ``_download._stream``)."""
     _save_state(sidecar_path(dest), json.dumps(dataclasses.asdict(state)))
 
 
@@ -125,8 +130,16 @@ def remove_quietly(*paths: Path) -> None:
 
 
 def discard_part(dest: Path) -> None:
-    """Forget a ``.part`` that must not be resumed (wrong bytes, refused content)."""
-    remove_quietly(part_path(dest), sidecar_path(dest))
+    """Forget the bytes of a ``.part`` that must not be resumed (wrong bytes, refused content).
+
+    The file is emptied, not removed: the download holding the destination's lock holds it
+    on this very file (see :class:`DestinationLock`), and releasing the lock removes it.
+    """
+    try:
+        os.truncate(part_path(dest), 0)
+    except FileNotFoundError:
+        pass
+    remove_quietly(sidecar_path(dest))
 
 
 # --------------------------------------------------------------------------- lock
@@ -135,42 +148,125 @@ def discard_part(dest: Path) -> None:
 class DestinationLock:
     """An exclusive lock on one destination, held across processes.
 
-    ``flock`` locks belong to an open file description, so two downloads in one
-    process exclude each other exactly like two processes do. The lock file is
-    removed on release; a waiter that then locks the removed inode notices (its
-    inode differs from the path's) and tries again.
+    The lock is a ``flock`` on the ``.part`` file itself (created empty if need be), so a
+    download makes no lock file of its own. ``flock`` locks belong to an open file
+    description, so two downloads in one process exclude each other exactly like two
+    processes do. While it holds the lock a download never removes the ``.part``
+    (:func:`discard_part` empties it); only moving it into place or releasing the lock
+    does. A waiter that then locks the removed inode notices (its inode differs from the
+    path's) and tries again. On Windows, whose byte-range locks would stop the writer's
+    own handle, a separate ``.part.lock`` file is locked instead.
     """
 
     def __init__(self, dest: Path) -> None:
-        self.path = lock_path(dest)
+        self.dest = dest
+        self.part = part_path(dest)
+        self.path = self.part if fcntl is not None else lock_path(dest)
         self._fd: int | None = None
 
-    async def acquire(self, poll: float = 0.05) -> None:
+    async def acquire(self, poll: float = 0.05) -> bool:
+        """Wait for the lock; return whether the destination file exists (checked under it)."""
         told = False
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            if _try_lock(fd):
-                try:
-                    same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-                except FileNotFoundError:
-                    same = False
-                if same:
-                    self._fd = fd
-                    return
-            os.close(fd)
+            # Off the loop: creating the file is the slowest step of a small download on some
+            # filesystems (a millisecond and more on ext4 after many deletions), and the
+            # loop meanwhile keeps reading the other downloads of a batch.
+            try:
+                got = await off_loop(self._try_once)
+            except asyncio.CancelledError as exc:
+                # Cancelled while the thread held the new lock: let it go again.
+                got = getattr(exc, "vidnb_result", None)
+                if got is not None:
+                    os.close(got[0])
+                raise
+            if got is not None:
+                self._fd, exists = got
+                return exists
             if not told:
-                log.info("waiting for another download of %s to finish", self.path.name[: -len(".part.lock")])
+                log.info("waiting for another download of %s to finish", self.dest.name)
                 told = True
             # Another download holds it; it may take minutes, so poll gently.
             await asyncio.sleep(poll)
             poll = min(poll * 2, 0.5)
 
+    def _try_once(self) -> tuple[int, bool] | None:
+        """Open and lock the file; return the descriptor and whether the destination exists,
+        or None when someone else holds the lock."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+        try:
+            if _try_lock(fd) and os.fstat(fd).st_ino == os.stat(self.path).st_ino:
+                return fd, os.path.exists(self.dest)
+        except FileNotFoundError:
+            pass  # removed by the holder that just finished: try again
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+        return None
+
+    @property
+    def part_fd(self) -> int | None:
+        """The locked ``.part``'s descriptor (open for reading and writing), or None on Windows."""
+        return self._fd if self.path == self.part else None
+
+    def part_size(self) -> int:
+        """The size of the ``.part`` (through the held descriptor: no path lookup)."""
+        fd = self.part_fd
+        if fd is not None:
+            return os.fstat(fd).st_size
+        try:
+            return self.part.stat().st_size
+        except FileNotFoundError:
+            return 0
+
     def release(self) -> None:
-        if self._fd is None:
+        """Drop the lock; an empty ``.part`` still at its path (nothing to resume) goes too."""
+        fd, self._fd = self._fd, None
+        if fd is None:
             return
-        remove_quietly(self.path)
-        os.close(self._fd)  # closing drops the flock
-        self._fd = None
+        try:
+            if self.path != self.part:
+                remove_quietly(self.path)
+                return
+            if os.fstat(fd).st_size == 0 and os.stat(self.part).st_ino == os.fstat(fd).st_ino:
+                # Nobody else can put a file at this path while ours is there, so this
+                # removes our own empty file (failed before any byte, or discarded).
+                remove_quietly(self.part, sidecar_path(self.dest))
+        except FileNotFoundError:
+            pass  # moved into place
+        finally:
+            os.close(fd)  # closing drops the flock
+
+
+async def off_loop(fn: Callable[..., _T], *args: Any) -> _T:
+    """Run a blocking file-system call on vidnb's file thread.
+
+    If the caller is cancelled meanwhile, the call is not abandoned half way: a call that
+    has started is waited for (a moment), and its result rides on the CancelledError as
+    ``vidnb_result`` so the caller can undo it.
+    """
+    job = _file_ops().submit(fn, *args)
+    try:
+        return await asyncio.wrap_future(job)
+    except asyncio.CancelledError as exc:
+        if not job.cancel():
+            concurrent.futures.wait([job])
+            if job.exception() is None:
+                exc.vidnb_result = job.result()  # type: ignore[attr-defined]
+        raise
+
+
+_ops: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _file_ops() -> concurrent.futures.ThreadPoolExecutor:
+    """One thread for slow file-system calls (creating files): one at a time is fastest, since
+    creations in one folder take turns in the kernel anyway."""
+    global _ops
+    with _threads_lock:
+        if _ops is None:
+            _ops = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidnb-files")
+        return _ops
 
 
 def _try_lock(fd: int) -> bool:
@@ -192,9 +288,14 @@ def _try_lock(fd: int) -> bool:
 # --------------------------------------------------------------------------- space and moves
 
 
+#: Smaller downloads skip the free-space check: a full disk still stops them, as a write
+#: error that keeps the ``.part``, and a batch of small files saves a ``statvfs`` per file.
+FREE_SPACE_CHECK_FROM = 16 << 20
+
+
 def check_free_space(dest: Path, needed: int | None) -> None:
     """Fail before downloading when the disk clearly cannot hold ``needed`` more bytes."""
-    if not needed:
+    if not needed or needed < FREE_SPACE_CHECK_FROM:
         return
     try:
         free = shutil.disk_usage(dest.parent).free
@@ -207,6 +308,13 @@ def check_free_space(dest: Path, needed: int | None) -> None:
             dest,
             needed,
         )
+
+
+def finish_part(part: Path, dest: Path, overwrite: bool, record: Path | None) -> None:
+    """Move the finished ``.part`` into place and drop its resume record, if any (blocking)."""
+    move_into_place(part, dest, overwrite=overwrite)
+    if record is not None:
+        remove_quietly(record)
 
 
 def move_into_place(part: Path, dest: Path, *, overwrite: bool) -> None:
@@ -316,9 +424,10 @@ def _writer_thread() -> _WriterThread:
 
 def _forget_threads() -> None:
     # A forked child has none of the parent's threads; start its own when needed.
-    global _threads_lock
+    global _threads_lock, _ops
     _threads.clear()
     _threads_lock = threading.Lock()
+    _ops = None
 
 
 if hasattr(os, "register_at_fork"):
@@ -335,7 +444,9 @@ class PartWriter:
     so memory stays flat whatever the file size; several coroutines (one per
     connection) may write at once. An optional hash object is fed the chunks in
     order (``hashlib`` releases the GIL, so this is nearly free); it only makes sense
-    for a single stream written front to back.
+    for a single stream written front to back. Chunks below ``inline_below`` are written
+    at once by the caller instead: for a small file the hand-off costs more than the
+    overlap saves.
     """
 
     #: Enough for the disk to keep busy while the loop reads (8 chunks of 256 KiB). The
@@ -344,12 +455,27 @@ class PartWriter:
     #: RSS of large downloads only (73 MiB for 1 GiB against about 45 for 100 MiB).
     DEFAULT_BACKLOG = 2 << 20
 
-    def __init__(self, path: Path, *, truncate: bool, hasher: Any = None, max_backlog: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        truncate: bool,
+        hasher: Any = None,
+        max_backlog: int | None = None,
+        fd: int | None = None,
+        inline_below: int = 0,
+    ) -> None:
         self.path = path
         self.hasher = hasher
+        #: Chunks starting below this offset are written at once, on the caller's thread.
+        self.inline_below = inline_below
         self.max_backlog = max_backlog or self.DEFAULT_BACKLOG
-        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if truncate else 0) | getattr(os, "O_BINARY", 0)
-        self._fd = os.open(path, flags, 0o644)
+        # A descriptor passed in (the destination lock's) is borrowed: written, never closed.
+        self._own_fd = fd is None
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644) if fd is None else fd
+        # Usually the file is the empty one the destination's lock created: no truncation then.
+        if truncate and os.fstat(self._fd).st_size:
+            os.ftruncate(self._fd, 0)
         self._queued = 0
         self._written = 0
         self._error: BaseException | None = None
@@ -379,10 +505,26 @@ class PartWriter:
         """
         if self._error is not None:
             raise self._error
+        if offset < self.inline_below and self._queued == self._written:
+            # Small files: a thread hand-off per chunk costs more than the write it saves
+            # the loop, and the writer thread competes for a core with everything else.
+            self._write_inline(offset, data)
+            return
         self._queue.put((self, offset, data))
         self._queued += len(data)
         if self._queued - self._written > self.max_backlog:
             await self._wait_for_room()
+
+    def _write_inline(self, offset: int, data: bytes) -> None:
+        try:
+            if self.hasher is not None:
+                self.hasher.update(data)
+            _pwrite_all(self._fd, data, offset)
+        except BaseException as exc:
+            self._error = exc
+            raise
+        self._queued += len(data)
+        self._written += len(data)
 
     def _full(self) -> bool:
         return self._queued - self._written > self.max_backlog // 2 and self._error is None
@@ -453,7 +595,8 @@ class PartWriter:
 
     def _close_fd(self) -> None:
         if self._fd >= 0:
-            os.close(self._fd)
+            if self._own_fd:
+                os.close(self._fd)
             self._fd = -1
             self._wake()
 
@@ -501,4 +644,6 @@ __all__ = [
     "remove_quietly",
     "check_free_space",
     "move_into_place",
+    "finish_part",
+    "off_loop",
 ]

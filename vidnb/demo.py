@@ -82,6 +82,9 @@ class Route:
         A Content-Length that differs from the body (a lying server).
     chunked : bool
         Send no Content-Length at all.
+    pause_after : int, optional
+        Hold the rest of every body back after this many bytes (a server that hangs
+        mid-body), until this is set to None again or the client goes away.
     content_disposition : str, optional
     redirect : str, optional
         Answer 302 to this location instead.
@@ -98,6 +101,7 @@ class Route:
     drops: dict[int, int] = field(default_factory=dict)
     declared_length: int | None = None
     chunked: bool = False
+    pause_after: int | None = None
     content_disposition: str | None = None
     redirect: str | None = None
     #: Headers of every request received, in order.
@@ -179,6 +183,8 @@ async def _send_body(
     t0 = time.monotonic()
     while sent < len(body):
         piece = body[sent : sent + step]
+        if route.pause_after is not None and sent < route.pause_after < sent + len(piece):
+            piece = piece[: route.pause_after - sent]
         if drop_at is not None and sent + len(piece) >= drop_at:
             piece = piece[: max(drop_at - sent, 0)]
             if piece:
@@ -189,6 +195,10 @@ async def _send_body(
             return resp
         await resp.write(piece)
         sent += len(piece)
+        while route.pause_after is not None and sent >= route.pause_after:
+            if request.transport is None or request.transport.is_closing():
+                return resp
+            await asyncio.sleep(0.02)  # polled: the pause is lifted from another thread
         if route.rate is not None:
             # Pace to the rate measured from the start, so timing jitter does not accumulate.
             ahead = sent / route.rate - (time.monotonic() - t0)
