@@ -548,7 +548,7 @@ class _Download:
         return str(_files.part_path(self.path)) if self.path else "the partial file"
 
     def _log_done(self, result: DownloadResult) -> None:
-        if result.skipped:
+        if result.skipped or not log.isEnabledFor(logging.INFO):
             return
         log.info(
             "saved %s (%s in %.2f s, %s, %d attempt%s%s)",

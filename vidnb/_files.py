@@ -481,7 +481,8 @@ class PartWriter:
         self._error: BaseException | None = None
         self._loop = asyncio.get_running_loop()
         self._waiters: list[asyncio.Future[None]] = []
-        self._queue = _writer_thread().queue
+        # Picked at the first queued chunk: a file written inline never touches a thread.
+        self._queue: queue.SimpleQueue[Any] | None = None
 
     def preallocate(self, size: int) -> None:
         """Give the file its final size up front (for writes at scattered offsets).
@@ -510,6 +511,8 @@ class PartWriter:
             # the loop, and the writer thread competes for a core with everything else.
             self._write_inline(offset, data)
             return
+        if self._queue is None:
+            self._queue = _writer_thread().queue
         self._queue.put((self, offset, data))
         self._queued += len(data)
         if self._queued - self._written > self.max_backlog:
@@ -552,7 +555,7 @@ class PartWriter:
             return
         if self._queued != self._written:
             done = _Done(self._loop.create_future())
-            self._queue.put((self, done))
+            self._queue.put((self, done))  # type: ignore[union-attr]
             await done.future  # type: ignore[misc]
         if self._error is not None:
             raise self._error
@@ -589,7 +592,7 @@ class PartWriter:
             return
         if self._queued != self._written:
             done = _Done()
-            self._queue.put((self, done))
+            self._queue.put((self, done))  # type: ignore[union-attr]
             done.event.wait()  # type: ignore[union-attr]
         self._close_fd()
 
