@@ -306,6 +306,26 @@ def test_two_processes_on_one_destination_make_one_correct_file(serve, dest):
     assert dest.read_bytes() == data and route.full_bodies == 1
 
 
+async def test_a_lock_cancelled_while_being_taken_is_let_go(tmp_path):
+    dest = tmp_path / "clip.mp4"
+    for yields in range(20):  # cancel before, during and after the file thread's open and flock
+        lock = _files.DestinationLock(dest)
+        task = asyncio.ensure_future(lock.acquire())
+        for _ in range(yields):
+            await asyncio.sleep(0)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        else:
+            lock.release()
+        other = _files.DestinationLock(dest)
+        assert await asyncio.wait_for(other.acquire(), 5) is False  # free: nothing leaked holding it
+        other.release()
+    assert os.listdir(tmp_path) == []  # and the empty .part went with the last release
+
+
 async def test_two_tasks_on_one_destination_make_one_correct_file(serve, dest):
     data = make_video(2 * 1024 * 1024)
     url, route = serve(data, rate=8 * 1024 * 1024)

@@ -225,17 +225,21 @@ class DestinationLock:
         if fd is None:
             return
         try:
-            if self.path != self.part:
-                remove_quietly(self.path)
-                return
-            if os.fstat(fd).st_size == 0 and os.stat(self.part).st_ino == os.fstat(fd).st_ino:
-                # Nobody else can put a file at this path while ours is there, so this
+            if self.path == self.part:
+                held = os.fstat(fd)
+                empty = held.st_size == 0 and os.stat(self.part).st_ino == held.st_ino
+            else:
+                empty = os.stat(self.part).st_size == 0
+            if empty:
+                # Nobody else can put a file at this path while the lock is held, so this
                 # removes our own empty file (failed before any byte, or discarded).
                 remove_quietly(self.part, sidecar_path(self.dest))
         except FileNotFoundError:
-            pass  # moved into place
+            pass  # moved into place, or never made
         finally:
-            os.close(fd)  # closing drops the flock
+            if self.path != self.part:
+                remove_quietly(self.path)
+            os.close(fd)  # closing drops the lock
 
 
 async def off_loop(fn: Callable[..., _T], *args: Any) -> _T:
