@@ -63,9 +63,13 @@ SAVE_EVERY = 1.0
 #: The most connections ``connections=N`` accepts, and the most ``"auto"`` opens.
 MAX_CONNECTIONS = 32
 AUTO_MAX = 16
-AUTO_WINDOW = 0.1
+#: Each window costs the connections not yet opened: 0.1 s put "auto" 1.23-1.31x behind the
+#: best fixed count on a 200 MiB throttled file; 0.05 s measured 0.99-1.13x.
+AUTO_WINDOW = 0.05
 FAST_CONNECTION = 64 * 1024 * 1024
-AUTO_TARGET_RATE = 400 * 1024 * 1024
+#: High on purpose: a short first window over-reads a server's initial burst, and a lower
+#: target then stopped short of the count the throttle needs.
+AUTO_TARGET_RATE = 1024 * 1024 * 1024
 AUTO_FLAT = 0.6
 AUTO_MIN_LEFT_S = 0.3
 
