@@ -275,6 +275,27 @@ def test_a_process_killed_before_writing_its_record_gets_that_file_again_from_ze
     assert sorted(os.listdir(dest.parent)) == ["clip.mp4"]
 
 
+@pytest.mark.slow
+def test_another_urls_record_never_describes_new_bytes(serve, dest):
+    # A .part of URL a with its record; then URL b to the same file, killed before it wrote
+    # its own record. Resuming a from the old record would append a's bytes to b's.
+    data_a, data_b = make_video(1_000_000, seed=1), make_video(1_000_000, seed=2)
+    url_a, route_a = serve(data_a, name="a.mp4", drops={1: 500_000})
+    url_b, _ = serve(data_b, name="b.mp4", pause_after=300_000)
+    with pytest.raises(vidnb.IncompleteDownloadError):
+        vidnb.download_sync(url_a, dest, retries=0, progress=False)
+    assert _files.sidecar_path(dest).exists()
+    proc = _spawn_download(url_b, dest)
+    part = _files.part_path(dest)
+    _wait_for(lambda: part.read_bytes()[:300_000] == data_b[:300_000])
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert not _files.sidecar_path(dest).exists()  # a's record went before b's first byte
+    result = vidnb.download_sync(url_a, dest, progress=False)
+    assert dest.read_bytes() == data_a and not result.resumed
+    assert "Range" not in route_a.requests[-1]
+
+
 async def test_a_download_cancelled_in_its_first_second_stays_resumable(serve, dest):
     data = make_video(2 * 1024 * 1024)
     url, route = serve(data, pause_after=300_000)

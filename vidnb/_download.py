@@ -571,13 +571,13 @@ class _Download:
         return None
 
     async def _resumable(self) -> tuple[_files.PartState | None, int]:
-        assert self.path is not None
-        if not self.resume:
+        assert self.path is not None and self.lock is not None
+        if not self.lock.created:
+            # An older .part: a record may be there, and must go before new bytes go in.
+            self.recorded = True
+        size = self.lock.part_size()
+        if size == 0 or not self.resume:
             return None, 0
-        size = self.lock.part_size()  # type: ignore[union-attr]
-        if size == 0:  # usually the empty file the lock just made
-            return None, 0
-        self.recorded = True  # bytes on disk: a record of them may be there too
         state = await _files.load_state(self.path)
         if (
             state is None
@@ -684,8 +684,11 @@ class _Download:
             )
             if probing and resp.status == 206:
                 return await self._segmented(session, new_state, resp, head, fmt)
-            if offset == 0 and state is not None:
-                # Starting over: the old record describes bytes that are about to be replaced.
+            if offset == 0 and self.recorded:
+                # Starting over: an old record describes bytes that are about to be replaced.
+                # It must go first, or a process killed before writing the new record would
+                # leave new bytes under the old record (another URL's, say), which the next
+                # run would resume from.
                 _files.remove_quietly(_files.sidecar_path(self.path))  # type: ignore[arg-type]
             hasher = None
             if self.sha256 is not None:

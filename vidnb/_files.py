@@ -135,11 +135,11 @@ def discard_part(dest: Path) -> None:
     The file is emptied, not removed: the download holding the destination's lock holds it
     on this very file (see :class:`DestinationLock`), and releasing the lock removes it.
     """
+    remove_quietly(sidecar_path(dest))  # first: a record never outlives the bytes it describes
     try:
         os.truncate(part_path(dest), 0)
     except FileNotFoundError:
         pass
-    remove_quietly(sidecar_path(dest))
 
 
 # --------------------------------------------------------------------------- lock
@@ -163,6 +163,8 @@ class DestinationLock:
         self.part = part_path(dest)
         self.path = self.part if fcntl is not None else lock_path(dest)
         self._fd: int | None = None
+        #: Whether taking the lock created the ``.part`` (so there were no bytes, and no record).
+        self.created = False
 
     async def acquire(self, poll: float = 0.05) -> bool:
         """Wait for the lock; return whether the destination file exists (checked under it)."""
@@ -180,7 +182,7 @@ class DestinationLock:
                     os.close(got[0])
                 raise
             if got is not None:
-                self._fd, exists = got
+                self._fd, exists, self.created = got
                 return exists
             if not told:
                 log.info("waiting for another download of %s to finish", self.dest.name)
@@ -189,13 +191,17 @@ class DestinationLock:
             await asyncio.sleep(poll)
             poll = min(poll * 2, 0.5)
 
-    def _try_once(self) -> tuple[int, bool] | None:
-        """Open and lock the file; return the descriptor and whether the destination exists,
-        or None when someone else holds the lock."""
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+    def _try_once(self) -> tuple[int, bool, bool] | None:
+        """Open and lock the file; return the descriptor, whether the destination exists and
+        whether this call created the ``.part``; or None when someone else holds the lock."""
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_BINARY", 0)
+        try:
+            fd, created = os.open(self.path, flags | os.O_EXCL, 0o644), self.path == self.part
+        except FileExistsError:
+            fd, created = os.open(self.path, flags, 0o644), False
         try:
             if _try_lock(fd) and os.fstat(fd).st_ino == os.stat(self.path).st_ino:
-                return fd, os.path.exists(self.dest)
+                return fd, os.path.exists(self.dest), created
         except FileNotFoundError:
             pass  # removed by the holder that just finished: try again
         except BaseException:
@@ -233,7 +239,7 @@ class DestinationLock:
             if empty:
                 # Nobody else can put a file at this path while the lock is held, so this
                 # removes our own empty file (failed before any byte, or discarded).
-                remove_quietly(self.part, sidecar_path(self.dest))
+                remove_quietly(sidecar_path(self.dest), self.part)
         except FileNotFoundError:
             pass  # moved into place, or never made
         finally:
@@ -315,10 +321,14 @@ def check_free_space(dest: Path, needed: int | None) -> None:
 
 
 def finish_part(part: Path, dest: Path, overwrite: bool, record: Path | None) -> None:
-    """Move the finished ``.part`` into place and drop its resume record, if any (blocking)."""
-    move_into_place(part, dest, overwrite=overwrite)
+    """Drop the resume record, if any, and move the finished ``.part`` into place (blocking).
+
+    In that order, so no record is ever left without its ``.part``: a download whose lock
+    creates the ``.part`` can then take it that no record is there (see ``_download``).
+    """
     if record is not None:
         remove_quietly(record)
+    move_into_place(part, dest, overwrite=overwrite)
 
 
 def move_into_place(part: Path, dest: Path, *, overwrite: bool) -> None:
