@@ -54,7 +54,7 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT
 def _audit(event: str, args: tuple) -> None:
     if _created is None:
         return
-    if event == "open" and isinstance(args[2], int) and args[2] & _WRITE_FLAGS:
+    if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)) and (args[2] or 0) & _WRITE_FLAGS:
         _created.append(os.fsdecode(args[0]))
     elif event in ("os.link", "os.rename", "os.replace"):
         _created.append(os.fsdecode(args[1]))
