@@ -337,7 +337,7 @@ async def probe(url: str) -> list[tuple[str, str]]:
     import aiohttp
     from multidict import CIMultiDict
 
-    from ._download import MAX_REDIRECTS, new_session
+    from ._download import MAX_REDIRECTS, _read_head_from, new_session
     from ._headers import content_range
     from ._errors import HTTPStatusError, translate
     from ._fmt import human_bytes
@@ -368,12 +368,7 @@ async def probe(url: str) -> list[tuple[str, str]]:
                 if resp.status >= 400:
                     raise HTTPStatusError(resp.status, redact_url(str(resp.url)), resp.reason or "")
                 get_status, get_headers, final = resp.status, resp.headers.copy(), str(resp.url)
-                body = bytearray()
-                while len(body) < SNIFF_BYTES:
-                    chunk = await resp.content.readany()
-                    if not chunk:
-                        break
-                    body += chunk
+                body = await _read_head_from(resp)
                 # Leaving without reading the rest closes this connection: fine for one probe.
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
         raise translate(exc, url=shown) from exc

@@ -947,6 +947,7 @@ def _same_validators(state: _files.PartState, resp: aiohttp.ClientResponse) -> b
 
 
 async def _read_head_from(resp: aiohttp.ClientResponse) -> bytes:
+    """The first :data:`SNIFF_BYTES` or so of a body (more when a chunk overshoots)."""
     buf = bytearray()
     while len(buf) < SNIFF_BYTES:
         chunk = await resp.content.readany()
