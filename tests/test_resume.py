@@ -296,6 +296,33 @@ def test_another_urls_record_never_describes_new_bytes(serve, dest):
     assert "Range" not in route_a.requests[-1]
 
 
+@pytest.mark.slow
+def test_a_download_stalled_past_its_first_second_has_its_record(serve, dest):
+    data = make_video(2 * 1024 * 1024)
+    url, route = serve(data, pause_after=300_000)  # 300 kB, then the server hangs
+    proc = _spawn_download(url, dest)
+    # No more bytes arrive, yet the record is written once a second has passed.
+    _wait_for(lambda: _files.sidecar_path(dest).exists())
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert _files.part_path(dest).stat().st_size == 300_000
+    route.pause_after = None
+    result = vidnb.download_sync(url, dest, progress=False)
+    assert result.resumed and dest.read_bytes() == data
+    assert route.requests[-1]["Range"] == "bytes=300000-" and route.full_bodies == 1
+
+
+async def test_a_record_left_without_its_part_is_dropped_by_the_next_download(serve, dest):
+    data_a, data_b = make_video(1_000_000, seed=1), make_video(1_000_000, seed=2)
+    url_a, _ = serve(data_a, name="a.mp4", drops={1: 500_000})
+    url_b, _ = serve(data_b, name="b.mp4")
+    with pytest.raises(vidnb.IncompleteDownloadError):
+        await vidnb.download(url_a, dest, retries=0, progress=False)
+    _files.part_path(dest).unlink()  # the record of a's bytes stays behind
+    await vidnb.download(url_b, dest, progress=False)
+    assert dest.read_bytes() == data_b and sorted(os.listdir(dest.parent)) == ["clip.mp4"]
+
+
 async def test_a_download_cancelled_in_its_first_second_stays_resumable(serve, dest):
     data = make_video(2 * 1024 * 1024)
     url, route = serve(data, pause_after=300_000)

@@ -849,12 +849,12 @@ class _Download:
     ) -> int:
         """Copy the body into the .part from ``offset``; return the file's size afterwards.
 
-        ``record`` (the resume record of a fresh .part) is written once the body has flowed
-        for :data:`RECORD_AFTER` seconds, or when the copy stops early for any reason. A
-        quick download never writes it: creating a file took 1-1.5 ms during a batch here,
-        as much as fetching a 1 MiB file. The price is that a process killed outright (SIGKILL, power)
-        in a download's first second leaves a .part without a record, which the next run
-        starts again from zero.
+        ``record`` (the resume record of a fresh .part) is written :data:`RECORD_AFTER`
+        seconds after the body starts (by a timer, so a stalled body gets it too), or when
+        the copy stops early for any reason. A quick download never writes it: creating a
+        file took 1-1.5 ms during a batch here, as much as fetching a 1 MiB file. The price is
+        that a process killed outright (SIGKILL, power) in a download's first second leaves
+        a .part without a record, which the next run starts again from zero.
         """
         part = self.lock.part  # type: ignore[union-attr]
         writer = _files.PartWriter(
@@ -863,8 +863,9 @@ class _Download:
         pos = offset
         limit = self.max_bytes
         tracker = self.tracker
-        loop = asyncio.get_running_loop()
-        record_at = loop.time() + RECORD_AFTER
+        timer = None
+        if record is not None:
+            timer = asyncio.get_running_loop().call_later(RECORD_AFTER, self._keep_resumable, record)
         complete = False
         try:
             if head:
@@ -882,9 +883,6 @@ class _Download:
                         "Raise max_bytes to download it.",
                         limit=limit,
                     )
-                if record is not None and loop.time() >= record_at:
-                    _files.write_state(self.path, record)  # type: ignore[arg-type]
-                    self.recorded, record = True, None
             complete = self.total is None or pos == self.total
         except TooLargeError:
             record = None
@@ -893,18 +891,21 @@ class _Download:
             raise
         finally:
             self.done = pos
-            if record is not None and not complete and pos > offset:
+            if timer is not None:
+                timer.cancel()
+            if record is not None and not self.recorded and not complete and pos > offset:
                 self._keep_resumable(record)
             await writer.close()
         return pos
 
     def _keep_resumable(self, record: _files.PartState) -> None:
-        """Write the resume record of a .part whose download stopped early (error, cancel)."""
+        """Write the resume record of the .part (a download past its first second, or stopped early)."""
         try:
             _files.write_state(self.path, record)  # type: ignore[arg-type]
             self.recorded = True
         except OSError as exc:
-            # Not worth hiding the error that stopped the download: the next run starts over.
+            # Not worth failing the download, or hiding the error that stopped it, for this:
+            # without the record an interrupted download starts over.
             log.warning("could not save the resume record for %s: %s", self._part_name(), exc)
 
     async def _finish(self, size: int, content_type: str | None, fmt: str | None, hasher: Any) -> DownloadResult:

@@ -163,7 +163,7 @@ class DestinationLock:
         self.part = part_path(dest)
         self.path = self.part if fcntl is not None else lock_path(dest)
         self._fd: int | None = None
-        #: Whether taking the lock created the ``.part`` (so there were no bytes, and no record).
+        #: Whether taking the lock created the ``.part`` (then there are no bytes and no record).
         self.created = False
 
     async def acquire(self, poll: float = 0.05) -> bool:
@@ -201,6 +201,10 @@ class DestinationLock:
             fd, created = os.open(self.path, flags, 0o644), False
         try:
             if _try_lock(fd) and os.fstat(fd).st_ino == os.stat(self.path).st_ino:
+                if created:
+                    # A record without its .part (removed by hand, say) must not come to
+                    # describe the new bytes: with it gone, a created .part has no record.
+                    remove_quietly(sidecar_path(self.dest))
                 return fd, os.path.exists(self.dest), created
         except FileNotFoundError:
             pass  # removed by the holder that just finished: try again
@@ -323,8 +327,8 @@ def check_free_space(dest: Path, needed: int | None) -> None:
 def finish_part(part: Path, dest: Path, overwrite: bool, record: Path | None) -> None:
     """Drop the resume record, if any, and move the finished ``.part`` into place (blocking).
 
-    In that order, so no record is ever left without its ``.part``: a download whose lock
-    creates the ``.part`` can then take it that no record is there (see ``_download``).
+    In that order, so a crash in between leaves a complete ``.part`` without a record
+    (fetched again) rather than a record without its ``.part``.
     """
     if record is not None:
         remove_quietly(record)
