@@ -483,10 +483,10 @@ class _Stream:
 
         job = self.job
         lock = _files.DestinationLock(self.dest)
-        await lock.acquire()
+        exists = await lock.acquire()
         writer: _files.PartWriter | None = None
         try:
-            if self.dest.exists() and not job.overwrite:
+            if exists and not job.overwrite:
                 return await existing_result(self.dest, playlist_url, job.sha256, job.t0)
             if self.live:
                 items: list[pl.Item] = []
@@ -515,7 +515,7 @@ class _Stream:
             await self._pipeline(source, writer)
             w, writer = writer, None
             await w.close()
-            result = self._finish(playlist_url)
+            result = await self._finish(playlist_url)
             # The bar counted bytes fetched (padding, whole files from servers ignoring Range);
             # it ends on the bytes written.
             self.tracker.done = self.tracker.total = self.pos
@@ -736,7 +736,7 @@ class _Stream:
 
     # ------------------------------------------------------------------ the end
 
-    def _finish(self, playlist_url: str) -> "DownloadResult":
+    async def _finish(self, playlist_url: str) -> "DownloadResult":
         from ._download import DownloadResult
 
         job = self.job
@@ -754,13 +754,16 @@ class _Stream:
                 )
         if self.pos == 0:
             raise NotAVideoError(f"{self.shown} gave no media bytes.")
+        def records_then_move() -> None:
+            _files.remove_quietly(hls_state_path(self.dest))
+            _files.finish_part(part, self.dest, job.overwrite, _files.sidecar_path(self.dest))
+
         try:
-            _files.move_into_place(part, self.dest, overwrite=job.overwrite)
+            await _files.off_loop(records_then_move)
         except VidnbError:
             raise
         except OSError as exc:
             raise translate(exc, path=self.dest) from exc
-        _files.remove_quietly(_files.sidecar_path(self.dest), hls_state_path(self.dest))
         return DownloadResult(
             path=self.dest,
             url=playlist_url,
@@ -843,5 +846,5 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _discard(dest: Path) -> None:
+    _files.remove_quietly(hls_state_path(dest))  # records before the bytes, as in discard_part
     _files.discard_part(dest)
-    _files.remove_quietly(hls_state_path(dest))
