@@ -234,6 +234,7 @@ class _UsageError(Exception):
 
 
 def _get(args: argparse.Namespace) -> int:
+    from ._batch import _one_line as error_line
     from ._batch import download_many, read_manifest
     from ._fmt import human_bytes, human_duration
     from ._runner import run_sync
@@ -273,7 +274,7 @@ def _get(args: argparse.Namespace) -> int:
     def finished(outcome: Any) -> None:
         r = outcome.result
         if r is None:
-            write(f"vidnb: failed: {outcome.url}: {_one_line(outcome.error)}", sys.stderr)
+            write(f"vidnb: failed: {outcome.url}: {error_line(outcome.error)}", sys.stderr)
             return
         note = "  already there" if r.skipped else ("  resumed" if r.resumed else "")
         write(f"{r.path}  {human_bytes(r.size)}  {r.elapsed:.2f} s{note}", sys.stdout)

@@ -502,8 +502,6 @@ class _Download:
                     continue
                 except _IsHLS:
                     raise
-                except (asyncio.CancelledError, KeyboardInterrupt):
-                    raise
                 except Exception as exc:
                     err = translate(exc, url=self.shown_url, path=self.path, needed=self._needed())
                     if not err.retryable or self.attempts > self.retry.total:
@@ -642,7 +640,7 @@ class _Download:
                     resp.status == 206
                     and range_start == offset
                     and range_total == state.total  # type: ignore[union-attr]
-                    and _same_validators(state, resp)  # type: ignore[arg-type]
+                    and _segments.same_validators(state, resp.headers)  # type: ignore[arg-type]
                 )
                 if not same_file and resp.status == 206:
                     # Some other range came back: this body is useless; ask for the whole file.
@@ -941,10 +939,6 @@ class _Download:
             skipped=False,
             sha256=digest,
         )
-
-
-def _same_validators(state: _files.PartState, resp: aiohttp.ClientResponse) -> bool:
-    return _segments.same_validators(state, resp.headers)
 
 
 async def _read_head_from(resp: aiohttp.ClientResponse) -> bytes:

@@ -89,7 +89,7 @@ def _load_state(path: Path) -> PartState | None:
 
 
 async def save_state(dest: Path, state: PartState) -> None:
-    await asyncio.to_thread(_save_state, sidecar_path(dest), json.dumps(dataclasses.asdict(state)))
+    await asyncio.to_thread(write_state, dest, state)
 
 
 def write_state(dest: Path, state: PartState) -> None:
@@ -479,7 +479,6 @@ class PartWriter:
         *,
         truncate: bool,
         hasher: Any = None,
-        max_backlog: int | None = None,
         fd: int | None = None,
         inline_below: int = 0,
     ) -> None:
@@ -487,7 +486,7 @@ class PartWriter:
         self.hasher = hasher
         #: Chunks starting below this offset are written at once, on the caller's thread.
         self.inline_below = inline_below
-        self.max_backlog = max_backlog or self.DEFAULT_BACKLOG
+        self.max_backlog = self.DEFAULT_BACKLOG
         # A descriptor passed in (the destination lock's) is borrowed: written, never closed.
         self._own_fd = fd is None
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644) if fd is None else fd
@@ -510,11 +509,6 @@ class PartWriter:
         """
         if os.fstat(self._fd).st_size != size:
             os.ftruncate(self._fd, size)
-
-    @property
-    def written(self) -> int:
-        """Bytes written to the file so far (all writers)."""
-        return self._written
 
     async def write(self, offset: int, data: bytes) -> None:
         """Queue ``data`` for ``offset``; wait only if the backlog is full.

@@ -357,8 +357,6 @@ class _HLSJob:
 
             try:
                 return await self._get(url, byterange, count)
-            except (asyncio.CancelledError, KeyboardInterrupt):
-                raise
             except Exception as exc:
                 if on_bytes is not None and counted[0]:
                     on_bytes(-counted[0])  # those bytes will come again

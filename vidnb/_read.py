@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import stat
 from pathlib import Path
 from typing import Iterator, Union
 
@@ -39,9 +40,10 @@ def read_video(path: PathLike, *, max_bytes: int | None = None) -> bytes:
     """
     p = Path(path).expanduser()
     with reading(p):
-        size = p.stat().st_size
-        if p.is_dir():
+        st = p.stat()
+        if stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(21, "Is a directory", str(p))
+        size = st.st_size
         if max_bytes is not None and size > max_bytes:
             raise TooLargeError(
                 f"{p} is {human_bytes(size)}, more than max_bytes={max_bytes}; "

@@ -398,7 +398,7 @@ class SegmentedFetch:
                             await self._put(seg, head)
                         await self._copy(seg, resp)
                     finally:
-                        _drop(resp, seg)
+                        _drop(resp)
                         resp = None
                 else:
                     await self._request(seg)
@@ -464,7 +464,7 @@ class SegmentedFetch:
             try:
                 await self._copy(seg, resp)
             finally:
-                _drop(resp, seg)
+                _drop(resp)
 
     async def _put(self, seg: Segment, data: bytes) -> None:
         n = min(len(data), seg.left)
@@ -523,7 +523,7 @@ class SegmentedFetch:
             last_t, last_n = time.monotonic(), self.received
 
 
-def _drop(resp: Any, seg: Segment) -> None:
+def _drop(resp: Any) -> None:
     """Close a response we stopped reading early (its bytes belong to another piece), so the
     connection is not reused with a half-read body; a fully read one goes back to the pool."""
     if not resp.content.at_eof():
