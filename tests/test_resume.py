@@ -104,8 +104,7 @@ async def test_content_range_start_mismatch_is_caught(serve, video, dest, server
             )
         return web.Response(body=video, headers={"ETag": '"e"'}, content_type="video/mp4")
 
-    server.app  # the dispatcher falls back to this hook for unknown paths
-    old = server.fallback
+    old = server.fallback  # the dispatcher falls back to this hook for unknown paths
     server.fallback = lambda request: bad_range(request) if request.path == "/badrange/x.mp4" else old(request)
     try:
         dest.parent.mkdir(parents=True)
