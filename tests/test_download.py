@@ -86,6 +86,18 @@ async def test_existing_file_is_skipped_without_any_request(serve, video, dest):
     assert len(route.requests) == 1
 
 
+async def test_a_skipped_file_still_reaches_the_progress_reporter(serve, video, dest):
+    url, route = serve(video)
+    await vidnb.download(url, dest, progress=False)
+    events: list[vidnb.ProgressEvent] = []
+    await vidnb.download(url, dest, progress=events.append)
+    # A bar drawn before the call knew (start(), the panel) must close, and says what is there.
+    assert [(e.state, e.done, e.total, e.name) for e in events[-1:]] == [("done", len(video), len(video), "clip.mp4")]
+    task = vidnb.start(url, dest, progress=False)
+    assert (await task).skipped and task.progress is not None and task.progress.state == "done"
+    assert len(route.requests) == 1
+
+
 async def test_existing_file_is_not_clobbered_by_default(serve, video, dest):
     dest.parent.mkdir(parents=True)
     dest.write_bytes(b"precious")

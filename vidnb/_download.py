@@ -269,7 +269,7 @@ async def download(
     if _maybe_hls_url(url) and _hls().is_hls_url(url):
         return await _with_session(session, lambda s: _hls().download_hls(url, folder, path, session=s, **hls_options))
     if exists and not overwrite:
-        return await existing_result(path, url, expected, t0)
+        return await existing_result(path, url, expected, t0, Tracker(make_reporter(progress), path.name))  # type: ignore[union-attr]
 
     job = _Download(
         url=url,
@@ -411,8 +411,14 @@ def _resolve_dest(dest: PathLike | None) -> tuple[Path, Path | None, bool]:
     return parent, p, False
 
 
-async def existing_result(path: Path, url: str, sha256: str | None, t0: float) -> DownloadResult:
-    """Describe a file that is already there (re-run cells land here), checking its hash if given."""
+async def existing_result(
+    path: Path, url: str, sha256: str | None, t0: float, tracker: Tracker | None = None
+) -> DownloadResult:
+    """Describe a file that is already there (re-run cells land here), checking its hash if given.
+
+    ``tracker`` hears of it like of a finished download, so a bar drawn early (``start()``,
+    the panel) closes and a progress callable gets its last event.
+    """
     size = path.stat().st_size
     digest = None
     if sha256 is not None:
@@ -426,6 +432,9 @@ async def existing_result(path: Path, url: str, sha256: str | None, t0: float) -
             )
     fmt = sniff(_read_head(path)) or format_from_name(path.name)
     log.info("%s is already there (%s); not downloading again", path, human_bytes(size))
+    if tracker is not None:
+        tracker.begin(path.name, size, size)
+        tracker.end("done")
     return DownloadResult(
         path, url, size, None, fmt.name if fmt else None, time.monotonic() - t0, attempts=0, skipped=True, sha256=digest
     )
@@ -565,7 +574,7 @@ class _Download:
         self.lock = _files.DestinationLock(self.path)
         exists = await self.lock.acquire()
         if exists and not self.overwrite:
-            return await existing_result(self.path, self.url, self.sha256, self.t0)
+            return await existing_result(self.path, self.url, self.sha256, self.t0, self.tracker)
         return None
 
     async def _resumable(self) -> tuple[_files.PartState | None, int]:

@@ -141,7 +141,7 @@ async def download_hls(
     ):
         raise ValueError(f"live_duration must be a positive number of seconds, not {live_duration!r}")
     if path is not None and path.exists() and not overwrite:
-        return await existing_result(path, url, sha256, t0)
+        return await existing_result(path, url, sha256, t0, Tracker(make_reporter(progress), path.name))
     job = _HLSJob(
         session=session,
         overwrite=overwrite,
@@ -485,7 +485,7 @@ class _Stream:
         writer: _files.PartWriter | None = None
         try:
             if exists and not job.overwrite:
-                return await existing_result(self.dest, playlist_url, job.sha256, job.t0)
+                return await existing_result(self.dest, playlist_url, job.sha256, job.t0, self.tracker)
             if self.live:
                 items: list[pl.Item] = []
                 _discard(self.dest)

@@ -168,8 +168,6 @@ class DownloadRow:
         state = task.state
         if state == "done":
             self.result = task.result()
-            if self.state != "done":
-                self.close(ProgressEvent(self.result.path.name, self.result.size, self.result.size, 0.0, 0.0, "done"))
             self.name.value = escape(self.result.path.name)
             self.info.value = f"{human_bytes(self.result.size)}" + (
                 " (already there)" if self.result.skipped else f" in {human_duration(self.result.elapsed)}"
