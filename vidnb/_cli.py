@@ -343,7 +343,7 @@ async def probe(url: str) -> list[tuple[str, str]]:
     from ._errors import HTTPStatusError, translate
     from ._fmt import human_bytes
     from ._sniff import SNIFF_BYTES, describe_non_video, sniff
-    from ._urls import choose_filename, redact_url
+    from ._urls import redact_url, server_filename
 
     shown = redact_url(url)
     headers = {"Accept-Encoding": "identity"}
@@ -386,11 +386,9 @@ async def probe(url: str) -> list[tuple[str, str]]:
     ctype = meta.get("Content-Type") or get_headers.get("Content-Type")
     head = bytes(body[:SNIFF_BYTES])
     fmt = sniff(head)
-    name = choose_filename(final, meta.get("Content-Disposition") or get_headers.get("Content-Disposition"))
-    if name is None:
-        name = "video" + (fmt.extension if fmt else "")
-    elif fmt is not None and not Path(name).suffix:
-        name += fmt.extension
+    name = server_filename(
+        final, meta.get("Content-Disposition") or get_headers.get("Content-Disposition"), fmt and fmt.extension
+    )
 
     rows = [("url", shown)]
     if final != url:

@@ -48,7 +48,7 @@ from ._fmt import human_bytes, human_rate
 from ._headers import content_range, retry_after
 from ._progress import ProgressOption, Tracker, make_reporter
 from ._sniff import SNIFF_BYTES, describe_non_video, format_from_name, is_hls_playlist, sniff
-from ._urls import choose_filename, redact_url, validate_url
+from ._urls import redact_url, server_filename, validate_url
 
 log = logging.getLogger("vidnb")
 
@@ -798,11 +798,7 @@ class _Download:
 
     async def _name_from_response(self, resp: aiohttp.ClientResponse, head: bytes) -> DownloadResult | None:
         fmt = sniff(head)
-        name = choose_filename(self.final_url, resp.headers.get("Content-Disposition"))
-        if name is None:
-            name = "video" + (fmt.extension if fmt else "")
-        elif fmt is not None and not Path(name).suffix:
-            name += fmt.extension
+        name = server_filename(self.final_url, resp.headers.get("Content-Disposition"), fmt and fmt.extension)
         self.path = self.folder / name
         self.tracker.name = name
         return await self._lock()

@@ -24,6 +24,7 @@ from typing import Any, Coroutine, Generator, Iterator, TypeVar
 from ._download import DownloadResult, download
 from ._fmt import human_bytes, human_rate
 from ._progress import ProgressEvent, ProgressReporter, make_reporter
+from ._urls import choose_filename
 
 log = logging.getLogger("vidnb")
 
@@ -173,8 +174,7 @@ def _guess_name(url: str, dest: Any) -> str:
     """A name to show before the server answered: the file asked for, else the URL's last part."""
     if dest is not None and not str(dest).endswith(("/", "\\")) and not Path(dest).is_dir():
         return Path(dest).name
-    tail = url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-    return tail or url
+    return choose_filename(url, None) or url  # what the engine would name it, short of the server's say
 
 
 class DownloadTask:

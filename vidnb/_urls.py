@@ -8,6 +8,7 @@ from __future__ import annotations
 import codecs
 import re
 import unicodedata
+from pathlib import PurePath
 from urllib.parse import unquote, urlsplit
 
 from ._errors import InvalidURLError
@@ -19,6 +20,7 @@ __all__ = [
     "filename_from_content_disposition",
     "filename_from_url",
     "choose_filename",
+    "server_filename",
 ]
 
 _EXAMPLE = "Give a full URL such as https://example.com/video.mp4"
@@ -364,3 +366,14 @@ def choose_filename(url: str, content_disposition: str | None, default_stem: str
         if name:
             return name
     return None
+
+
+def server_filename(url: str, content_disposition: str | None, extension: str | None) -> str:
+    """The name a download into a folder is saved under: :func:`choose_filename`, else
+    ``video``; plus ``extension`` (the sniffed one) when the name has none."""
+    name = choose_filename(url, content_disposition)
+    if name is None:
+        return "video" + (extension or "")
+    if extension and not PurePath(name).suffix:
+        name += extension
+    return name
