@@ -155,6 +155,8 @@ def test_panel_is_a_widget_tree_with_stable_classes_and_a_cheap_repr(tmp_path):
     assert repr(panel) == f"<DownloadPanel {str(tmp_path / 'd')!r}: no downloads>" == bundle["text/plain"]
     with pytest.raises(TypeError, match="progress"):
         DownloadPanel(progress=False)
+    with pytest.raises(TypeError, match="every URL"):
+        DownloadPanel(sha256="0" * 64)  # one hash for every URL pasted would fail all but one
 
 
 async def test_panel_downloads_each_url_and_previews_the_result(srv, in_tmp):

@@ -220,7 +220,8 @@ class DownloadPanel:
         The initial destination folder (created when the downloads start).
     **download_options
         Passed to :func:`vidnb.download` for every URL (``retries=``, ``headers=``,
-        ``sha256=`` ...). ``connections`` and ``overwrite`` preset the panel's controls.
+        ``max_bytes=`` ...; not ``sha256=``, which fits one file). ``connections`` and
+        ``overwrite`` preset the panel's controls.
 
     Examples
     --------
@@ -234,6 +235,12 @@ class DownloadPanel:
         if unknown or _PANEL_OWNED & set(download_options):
             bad = sorted(unknown | (_PANEL_OWNED & set(download_options)))
             raise TypeError(f"DownloadPanel does not take {', '.join(bad)}; options are {', '.join(sorted(known - _PANEL_OWNED))}")
+        if download_options.get("sha256") is not None:
+            # Options apply to every URL pasted, and one hash fits one file.
+            raise TypeError(
+                "DownloadPanel does not take sha256=: it would apply to every URL. Check a hash with "
+                "vidnb.download(url, dest, sha256=...), or a sha256 column in a download_many manifest."
+            )
         # Made in a cell, on the kernel's main thread: the loop later clicks hop onto.
         self.loop: asyncio.AbstractEventLoop | None = _runner.remember_loop() if _has_running_loop() else None
         self.options = dict(download_options)
