@@ -209,6 +209,22 @@ async def test_auto_adds_connections_when_each_one_is_capped(serve, dest):
     assert len(ranges(route.requests)) >= 3
 
 
+def test_a_batch_pool_holds_what_its_downloads_may_open():
+    # "auto" may reach AUTO_MAX ranges; the default 1 still means a few segments for HLS.
+    assert _segments.most_connections("auto") == _segments.AUTO_MAX
+    assert _segments.most_connections(1) == _segments.HLS_SEGMENTS
+    assert _segments.most_connections(8) == 8
+    with pytest.raises(ValueError, match="connections"):
+        _segments.most_connections("many")
+
+
+async def test_a_batch_with_a_bad_connections_value_makes_no_request(serve, video, tmp_path):
+    url, route = serve(video)
+    with pytest.raises(ValueError, match="connections"):
+        await vidnb.download_many([url], tmp_path, connections="many", progress=False)
+    assert route.requests == []
+
+
 @pytest.mark.parametrize("bad", [0, -1, _segments.MAX_CONNECTIONS + 1, "many", True, 2.0])
 async def test_bad_connections_value_is_refused(bad, dest):
     with pytest.raises(ValueError, match="connections"):

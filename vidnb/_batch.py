@@ -39,6 +39,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Sequence, Union
 import aiohttp
 
 from ._download import DownloadResult, _check_sha256, download, new_session, ssl_context
+from ._segments import most_connections
 from ._errors import DestinationError, VidnbError
 from ._fmt import human_bytes, human_duration, human_rate, shorten
 from ._progress import ProgressEvent, ProgressOption, ProgressReporter, in_notebook, make_reporter
@@ -624,8 +625,7 @@ async def run_jobs(
     session = download_options.pop("session", None)
     own_session = session is None
     if own_session:
-        conns = download_options.get("connections", 1)
-        per_item = conns if isinstance(conns, int) and conns > 0 else 8
+        per_item = most_connections(download_options.get("connections", 1))
         # One pool for the batch: connections are reused from one file to the next.
         connector = aiohttp.TCPConnector(limit=workers_n * per_item, ssl=ssl_context())
         session = new_session(connector=connector)

@@ -338,8 +338,8 @@ async def probe(url: str) -> list[tuple[str, str]]:
     import aiohttp
     from multidict import CIMultiDict
 
-    from ._download import MAX_REDIRECTS, _read_head_from, new_session
-    from ._headers import content_range
+    from ._download import _read_head_from, new_session
+    from ._headers import MAX_REDIRECTS, content_range
     from ._errors import HTTPStatusError, translate
     from ._fmt import human_bytes
     from ._sniff import SNIFF_BYTES, describe_non_video, sniff

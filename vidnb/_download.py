@@ -45,7 +45,7 @@ from ._errors import (
     translate,
 )
 from ._fmt import human_bytes, human_rate
-from ._headers import content_range, retry_after
+from ._headers import MAX_REDIRECTS, content_range, retry_after
 from ._progress import ProgressOption, Tracker, make_reporter
 from ._sniff import SNIFF_BYTES, describe_non_video, format_from_name, is_hls_playlist, sniff
 from ._urls import redact_url, server_filename, validate_url
@@ -55,7 +55,6 @@ log = logging.getLogger("vidnb")
 #: Seconds to wait for a connection, and for each read of the body.
 CONNECT_TIMEOUT = 30.0
 READ_TIMEOUT = 60.0
-MAX_REDIRECTS = 10
 #: Seconds of body after which a fresh single-stream download writes its resume record.
 RECORD_AFTER = 1.0
 #: The first bytes of a stream are written by the loop itself (see PartWriter): measured on

@@ -6,6 +6,9 @@ import email.utils
 import re
 import time
 
+#: Redirects followed before giving up (every request vidnb makes).
+MAX_REDIRECTS = 10
+
 _CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)", re.I)
 
 

@@ -35,7 +35,7 @@ import aiohttp
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from . import _files
+from . import _files, _segments
 from . import _hls_playlist as pl
 from ._errors import (
     ChecksumError,
@@ -47,7 +47,7 @@ from ._errors import (
     translate,
 )
 from ._fmt import human_bytes, human_rate
-from ._headers import content_range, retry_after
+from ._headers import MAX_REDIRECTS, content_range, retry_after
 from ._hls_playlist import LiveStreamError, UnsupportedEncryptionError
 from ._progress import ProgressOption, Tracker, make_reporter
 from ._sniff import describe_non_video, sniff
@@ -61,8 +61,7 @@ __all__ = ["is_hls_url", "download_hls", "LiveStreamError", "UnsupportedEncrypti
 log = logging.getLogger("vidnb")
 
 #: Segments fetched at once when the caller leaves ``connections`` at its default.
-DEFAULT_CONNECTIONS = 4
-MAX_REDIRECTS = 10
+DEFAULT_CONNECTIONS = _segments.HLS_SEGMENTS
 #: A playlist larger than this is not a playlist (a video served with the wrong name, say).
 MAX_PLAYLIST_BYTES = 16 << 20
 #: A live playlist that brings nothing new for this many target durations has stalled.
@@ -160,13 +159,8 @@ async def download_hls(
 
 
 def _segment_connections(connections: int | str) -> int:
-    if connections == "auto":
-        return DEFAULT_CONNECTIONS
-    if isinstance(connections, bool) or not isinstance(connections, int) or connections < 1:
-        raise ValueError(f"connections must be a whole number >= 1 or 'auto', not {connections!r}")
-    # download()'s default of 1 is about byte ranges of one file; segments are separate
-    # small requests, where a few at once is what hides each one's latency.
-    return DEFAULT_CONNECTIONS if connections == 1 else connections
+    # download() checked the value; its default of 1 is about byte ranges of one file.
+    return DEFAULT_CONNECTIONS if connections in (1, "auto") else int(connections)
 
 
 class _HLSJob:
