@@ -30,7 +30,6 @@ import inspect
 import io
 import logging
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -42,7 +41,7 @@ from ._download import DownloadResult, _check_sha256, download, new_session, ssl
 from ._segments import most_connections
 from ._errors import DestinationError, VidnbError
 from ._fmt import human_bytes, human_duration, human_rate, shorten
-from ._progress import ProgressEvent, ProgressOption, ProgressReporter, in_notebook, make_reporter
+from ._progress import ProgressEvent, ProgressOption, ProgressReporter, can_draw, make_reporter
 from ._runner import run_sync
 from ._urls import choose_filename, validate_url
 
@@ -80,12 +79,11 @@ class BatchError(VidnbError):
     def __init__(self, result: "BatchResult") -> None:
         self.result = result
         self.failed = result.failed
-        lines = [f"{len(self.failed)} of {len(result)} downloads failed:"]
-        lines += [f"  {o.url}: {_one_line(o.error)}" for o in self.failed[:MAX_LISTED]]
-        if len(self.failed) > MAX_LISTED:
-            lines.append(f"  ... and {len(self.failed) - MAX_LISTED} more (see .result.failed)")
-        lines.append("Run the same batch again to retry them; finished files are skipped, partial ones resumed.")
-        super().__init__("\n".join(lines))
+        listed = _listing([f"{o.url}: {_one_line(o.error)}" for o in self.failed], " (see .result.failed)")
+        super().__init__(
+            f"{len(self.failed)} of {len(result)} downloads failed:\n  {listed}\n"
+            "Run the same batch again to retry them; finished files are skipped, partial ones resumed."
+        )
 
 
 @dataclass(frozen=True)
@@ -331,11 +329,9 @@ def _plan(items: Any, dest_dir: Path, names: str) -> list[_Job]:
             seen_paths[key] = source
         jobs.append(_Job(index, url, dest, named, digest, source))
     if problems:
-        more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
         raise ValueError(
             f"{len(problems)} problem{'s' if len(problems) > 1 else ''} in the batch; nothing was downloaded:\n  "
-            + "\n  ".join(problems[:MAX_LISTED])
-            + more
+            + _listing(problems)
         )
     return jobs
 
@@ -586,7 +582,7 @@ async def download_many(
     bars: _Bars | None = None
     per_file: ProgressReporter | None = None
     if progress == "auto" or progress is True:
-        if progress is True or _can_draw():
+        if progress is True or can_draw():
             bars = _Bars(len(jobs), workers_n, file_bars=True)
     elif progress is not None and progress is not False:
         per_file = make_reporter(progress)
@@ -597,12 +593,6 @@ async def download_many(
     if raise_on_error:
         result.raise_for_errors()
     return result
-
-
-def _can_draw() -> bool:
-    stream = sys.stderr
-    tty = bool(stream is not None and hasattr(stream, "isatty") and stream.isatty())
-    return in_notebook() or tty
 
 
 async def run_jobs(
@@ -677,12 +667,24 @@ def _claim(job: _Job, result: DownloadResult, claimed: dict[Path, _Job]) -> Item
     """Record which item owns the file; a second item landing on it is a failure, not a success."""
     owner = claimed.setdefault(result.path, job)
     if owner is not job:
-        err = DestinationError(
-            f"{result.path} is also the file of {owner.source} ({owner.url}); give this item its own filename",
-            result.path,
-        )
-        return ItemOutcome(job.index, job.url, None, None, err, job.source)
+        return _clash(job, owner, result.path)
     return ItemOutcome(job.index, job.url, result.path, result, None, job.source)
+
+
+def _clash(job: _Job, owner: _Job, path: Path) -> ItemOutcome:
+    """The failure of an item whose download landed on ``owner``'s file."""
+    err = DestinationError(
+        f"{path} is also the file of {owner.source} ({owner.url}); give this item its own filename", path
+    )
+    return ItemOutcome(job.index, job.url, None, None, err, job.source)
+
+
+def _listing(lines: list[str], more: str = "") -> str:
+    """Up to MAX_LISTED lines, indented, then how many more there were."""
+    text = "\n  ".join(lines[:MAX_LISTED])
+    if len(lines) > MAX_LISTED:
+        text += f"\n  ... and {len(lines) - MAX_LISTED} more{more}"
+    return text
 
 
 def download_many_sync(items: Iterable[Item] | PathLike, dest_dir: PathLike = ".", **kwargs: Any) -> BatchResult:

@@ -38,9 +38,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-from ._batch import DRAW_RATE, BatchResult, ItemOutcome, _Bars, _can_draw, _Job, _one_line, run_jobs, stop_task
+from ._batch import DRAW_RATE, BatchResult, ItemOutcome, _Bars, _clash, _Job, _listing, _one_line, run_jobs, stop_task
 from ._errors import DestinationError, VidnbError
-from ._progress import ProgressEvent, ProgressOption, ProgressReporter, make_reporter
+from ._progress import ProgressEvent, ProgressOption, ProgressReporter, can_draw, make_reporter
 
 log = logging.getLogger("vidnb")
 
@@ -200,7 +200,7 @@ class _Overall:
         self.bars: _Bars | None = None
         self.reporter: ProgressReporter | None = None
         if progress == "auto" or progress is True:
-            if progress is True or _can_draw():
+            if progress is True or can_draw():
                 self.bars = _Bars(n_items, 0, file_bars=False)
         elif progress is not None and progress is not False:
             self.reporter = make_reporter(progress)
@@ -306,7 +306,7 @@ async def _check_workers(client: Any, folder: Path) -> int:
         else:
             threads += int(info["nthreads"])
     if bad:
-        listed = "\n  ".join(bad[:10]) + (f"\n  ... and {len(bad) - 10} more" if len(bad) > 10 else "")
+        listed = _listing(bad)
         raise DestinationError(
             f"{len(bad)} of {len(answers)} Dask workers cannot write to {folder}; nothing was downloaded:\n  {listed}\n"
             "dest_dir must be a folder every worker can write: a shared filesystem mounted at the same path "
@@ -494,9 +494,4 @@ def _localise(
     return ItemOutcome(outcome.index, outcome.url, path, result, outcome.error, outcome.source)
 
 
-def _clash(job: _Job, owner: _Job, path: Path) -> ItemOutcome:
-    err = DestinationError(
-        f"{path} is also the file of {owner.source} ({owner.url}); give this item its own filename", path
-    )
-    return ItemOutcome(job.index, job.url, None, None, err, job.source)
 

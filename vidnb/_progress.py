@@ -286,14 +286,19 @@ def in_notebook() -> bool:
     return shell is not None and getattr(shell, "kernel", None) is not None
 
 
+def can_draw() -> bool:
+    """Whether ``progress="auto"`` draws bars here: in a notebook, or with stderr on a terminal."""
+    stream = sys.stderr
+    tty = bool(stream is not None and hasattr(stream, "isatty") and stream.isatty())
+    return tty or in_notebook()
+
+
 def make_reporter(progress: ProgressOption) -> ProgressReporter | None:
     """Turn the ``progress=`` argument into a reporter, or None for no progress."""
     if progress is None or progress is False:
         return None
     if progress == "auto":
-        stream = sys.stderr
-        tty = bool(stream is not None and hasattr(stream, "isatty") and stream.isatty())
-        return TqdmReporter() if (in_notebook() or tty) else None
+        return TqdmReporter() if can_draw() else None
     if progress is True:
         return TqdmReporter()
     if isinstance(progress, str):
