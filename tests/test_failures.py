@@ -71,6 +71,7 @@ async def test_bad_options_are_refused_with_a_clear_message(serve, video, dest):
         ({"timeout": -5}, "timeout"),
         ({"chunk_size": 0}, "chunk_size"),
         ({"progress": "sometimes"}, "progress"),
+        ({"live_duration": -1}, "live_duration"),  # checked even where the URL does not look like HLS
     ]:
         with pytest.raises(ValueError, match=match):
             await vidnb.download(url, dest, **kwargs)

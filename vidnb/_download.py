@@ -252,6 +252,11 @@ async def download(
     if chunk_size is not None and (not isinstance(chunk_size, int) or chunk_size <= 0):
         raise ValueError(f"chunk_size must be a positive number of bytes, not {chunk_size!r}")
     connections = _segments.check_connections(connections)
+    if live_duration is not None and (
+        isinstance(live_duration, bool) or not isinstance(live_duration, (int, float)) or live_duration <= 0
+    ):
+        # Checked here, not when a body turns out to be a playlist: bad input fails before any request.
+        raise ValueError(f"live_duration must be a positive number of seconds, not {live_duration!r}")
     folder, path, exists = _resolve_dest(dest)
     # What single files and HLS streams share; each adds its own options.
     common: dict[str, Any] = dict(

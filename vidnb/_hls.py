@@ -135,10 +135,6 @@ async def download_hls(
     t0 = time.monotonic()
     choice = pl.parse_variant(variant)
     n = _segment_connections(connections)
-    if live_duration is not None and (
-        isinstance(live_duration, bool) or not isinstance(live_duration, (int, float)) or live_duration <= 0
-    ):
-        raise ValueError(f"live_duration must be a positive number of seconds, not {live_duration!r}")
     if path is not None and path.exists() and not overwrite:
         return await existing_result(path, url, sha256, t0, Tracker(make_reporter(progress), path.name))
     job = _HLSJob(
