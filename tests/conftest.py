@@ -65,6 +65,17 @@ def dest(tmp_path: Path) -> Path:
     return tmp_path / "out" / "clip.mp4"
 
 
+def videos(n: int, size: int = 40_000, *, seed: int = 0) -> list[bytes]:
+    """``n`` different videos of slightly different sizes."""
+    return [make_video(size + 97 * i, seed=seed + i) for i in range(n)]
+
+
+def serve_many(serve: Callable[..., tuple[str, Route]], datas: list[bytes], **faults) -> tuple[list[str], list[Route]]:
+    """Serve each video as ``v<i>.mp4``; return the URLs and the routes."""
+    pairs = [serve(d, name=f"v{i}.mp4", **faults) for i, d in enumerate(datas)]
+    return [u for u, _ in pairs], [r for _, r in pairs]
+
+
 def leftovers(folder: Path) -> list[str]:
     """Names vidnb left in a folder (to assert nothing half-written stays behind)."""
     return sorted(os.listdir(folder)) if folder.exists() else []

@@ -9,7 +9,7 @@ import time
 
 import pytest
 from aiohttp import web
-from conftest import make_video, sha
+from conftest import make_video, serve_many, sha, videos
 
 import vidnb
 from vidnb import _files
@@ -17,15 +17,6 @@ from vidnb.demo import Route, serve_route
 
 FAST = vidnb.Retry(total=3, backoff=0.01)
 _ids = itertools.count()
-
-
-def videos(n: int, size: int = 40_000) -> list[bytes]:
-    return [make_video(size + i, seed=i) for i in range(n)]
-
-
-def serve_many(serve, datas: list[bytes], **faults) -> tuple[list[str], list[Route]]:
-    pairs = [serve(d, name=f"v{i}.mp4", **faults) for i, d in enumerate(datas)]
-    return [u for u, _ in pairs], [r for _, r in pairs]
 
 
 class Counting:

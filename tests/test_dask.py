@@ -11,21 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_video, sha
+from conftest import make_video, serve_many, sha, videos
 
 import vidnb
 from vidnb import _dask, _files
 
 distributed = pytest.importorskip("distributed")
-
-
-def videos(n: int, size: int = 40_000) -> list[bytes]:
-    return [make_video(size + 97 * i, seed=100 + i) for i in range(n)]
-
-
-def serve_many(serve, datas: list[bytes], **faults):
-    pairs = [serve(d, name=f"v{i}.mp4", **faults) for i, d in enumerate(datas)]
-    return [u for u, _ in pairs], [r for _, r in pairs]
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from vidnb import _files, _hls, _hls_playlist
 from vidnb import LiveStreamError, UnsupportedEncryptionError
 
 import hls_streams as hs
+from conftest import leftovers
 
 FAST = vidnb.Retry(total=3, backoff=0.01)
 DURATION = 3.0
@@ -43,10 +44,6 @@ def assert_plays(path: Path, duration: float = DURATION, *, format_name: str) ->
     assert float(info["format"]["duration"]) == pytest.approx(duration, abs=0.25)
     assert hs.decode_errors(path) == ""
     return info
-
-
-def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir())
 
 
 # ---------------------------------------------------------------- media playlists
