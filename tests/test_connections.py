@@ -89,7 +89,7 @@ async def test_cancelled_download_resumes_only_missing_pieces(serve, dest):
             halfway.set()
 
     task = asyncio.create_task(vidnb.download(url, dest, connections=4, progress=watch))
-    await halfway.wait()
+    await asyncio.wait_for(halfway.wait(), 30)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

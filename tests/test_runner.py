@@ -49,7 +49,9 @@ async def test_an_error_before_any_progress_still_closes_the_bar(dest):
     task = vidnb.start("ftp://example.com/clip.mp4", dest, progress=events.append)
     with pytest.raises(vidnb.InvalidURLError):
         await task
-    await asyncio.sleep(0)
+    deadline = time.monotonic() + 10  # the bar closes from the task's done-callback
+    while len(events) < 2 and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
     assert [e.state for e in events] == ["running", "failed"] and "ftp" in events[-1].error
     assert repr(task).startswith("<DownloadTask clip.mp4: failed: ")
 
@@ -59,7 +61,9 @@ async def test_cancel_from_another_thread_keeps_the_part(serve, dest):
     url, _ = serve(data, rate=1024 * 1024)
     events: list[vidnb.ProgressEvent] = []
     task = vidnb.start(url, dest, progress=events.append)
+    deadline = time.monotonic() + 30
     while not events or events[-1].done < 100_000:
+        assert time.monotonic() < deadline and not task.done(), "the download never got going"
         await asyncio.sleep(0.01)
     assert await asyncio.to_thread(task.cancel)
     with pytest.raises(asyncio.CancelledError):
