@@ -134,14 +134,14 @@ def preview(
     if isinstance(source, (bytes, bytearray, memoryview)):
         return _from_bytes(bytes(source), limit, width, autoplay, loop)
     path = Path(source.path if isinstance(source, DownloadResult) else source).expanduser()
-    size, head = _stat_and_head(path)
-    fmt = sniff(head)
+    size, data = _read_for_preview(path, limit)
+    fmt = sniff(data[:SNIFF_BYTES])
     refusal = _unplayable(fmt, str(path))
     if refusal is not None:
         return refusal
     assert fmt is not None
     if size <= limit:
-        return _widget(path.read_bytes(), fmt, width, autoplay, loop)
+        return _widget(data, fmt, width, autoplay, loop)
     rel = _relative_to_cwd(path)
     if rel is None:
         return PreviewNote(
@@ -167,11 +167,14 @@ def _limit(embed_max_bytes: int | None) -> int:
     return embed_max_bytes
 
 
-def _stat_and_head(path: Path) -> tuple[int, bytes]:
+def _read_for_preview(path: Path, limit: int) -> tuple[int, bytes]:
+    """The file's size, and all its bytes when it is small enough to embed, else its first ones
+    (one open: the bytes embedded are the bytes sniffed, and a vanished file is a typed error)."""
     from .._read import reading
 
     with reading(path), open(path, "rb") as f:
-        return os.fstat(f.fileno()).st_size, f.read(SNIFF_BYTES)
+        size = os.fstat(f.fileno()).st_size
+        return size, f.read() if size <= limit else f.read(SNIFF_BYTES)
 
 
 def _unplayable(fmt: VideoFormat | None, what: str) -> PreviewNote | None:
