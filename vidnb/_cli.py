@@ -339,7 +339,7 @@ async def probe(url: str) -> list[tuple[str, str]]:
     from multidict import CIMultiDict
 
     from ._download import _read_head_from, new_session
-    from ._headers import MAX_REDIRECTS, content_range
+    from ._headers import MAX_REDIRECTS, content_range, raise_for_status
     from ._errors import HTTPStatusError, translate
     from ._fmt import human_bytes
     from ._sniff import SNIFF_BYTES, describe_non_video, sniff
@@ -366,8 +366,7 @@ async def probe(url: str) -> list[tuple[str, str]]:
                 raise HTTPStatusError(head_status, redact_url(final), reason)
             ranged = {**headers, "Range": f"bytes=0-{SNIFF_BYTES - 1}"}
             async with session.get(url, headers=ranged, max_redirects=MAX_REDIRECTS) as resp:
-                if resp.status >= 400:
-                    raise HTTPStatusError(resp.status, redact_url(str(resp.url)), resp.reason or "")
+                raise_for_status(resp, redact_url(str(resp.url)))
                 get_status, get_headers, final = resp.status, resp.headers.copy(), str(resp.url)
                 body = await _read_head_from(resp)
                 # Leaving without reading the rest closes this connection: fine for one probe.

@@ -37,7 +37,6 @@ from . import _files, _segments
 from ._errors import (
     ChecksumError,
     DestinationError,
-    HTTPStatusError,
     IncompleteDownloadError,
     NotAVideoError,
     TooLargeError,
@@ -45,7 +44,7 @@ from ._errors import (
     translate,
 )
 from ._fmt import human_bytes, human_rate
-from ._headers import MAX_REDIRECTS, content_range, retry_after
+from ._headers import MAX_REDIRECTS, content_range, raise_for_status
 from ._progress import ProgressOption, Tracker, make_reporter
 from ._sniff import SNIFF_BYTES, describe_non_video, format_from_name, is_hls_playlist, sniff
 from ._urls import redact_url, server_filename, validate_url
@@ -628,13 +627,7 @@ class _Download:
             self.final_url = str(resp.url)
             if offset and resp.status == 416:
                 return await self._range_not_satisfiable(resp, state, offset)
-            if resp.status >= 400:
-                raise HTTPStatusError(
-                    resp.status,
-                    redact_url(self.final_url),
-                    resp.reason or "",
-                    retry_after=retry_after(resp.headers.get("Retry-After")),
-                )
+            raise_for_status(resp, redact_url(self.final_url))
 
             head = b""
             if self.path is None:

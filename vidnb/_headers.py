@@ -5,6 +5,9 @@ from __future__ import annotations
 import email.utils
 import re
 import time
+from typing import Any
+
+from ._errors import HTTPStatusError
 
 #: Redirects followed before giving up (every request vidnb makes).
 MAX_REDIRECTS = 10
@@ -42,3 +45,11 @@ def retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
+
+
+def raise_for_status(resp: Any, shown_url: str) -> None:
+    """Raise :class:`HTTPStatusError` for a 4xx/5xx answer, with its Retry-After for the retry policy."""
+    if resp.status >= 400:
+        raise HTTPStatusError(
+            resp.status, shown_url, resp.reason or "", retry_after=retry_after(resp.headers.get("Retry-After"))
+        )

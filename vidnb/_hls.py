@@ -39,7 +39,6 @@ from . import _files, _segments
 from . import _hls_playlist as pl
 from ._errors import (
     ChecksumError,
-    HTTPStatusError,
     IncompleteDownloadError,
     NotAVideoError,
     TooLargeError,
@@ -47,7 +46,7 @@ from ._errors import (
     translate,
 )
 from ._fmt import human_bytes, human_rate
-from ._headers import MAX_REDIRECTS, content_range, retry_after
+from ._headers import MAX_REDIRECTS, content_range, raise_for_status
 from ._hls_playlist import LiveStreamError, UnsupportedEncryptionError
 from ._progress import ProgressOption, Tracker, make_reporter
 from ._sniff import describe_non_video, sniff
@@ -379,13 +378,7 @@ class _HLSJob:
             url, headers=headers, timeout=self.timeout, max_redirects=MAX_REDIRECTS, auto_decompress=False
         ) as resp:
             final = str(resp.url)
-            if resp.status >= 400:
-                raise HTTPStatusError(
-                    resp.status,
-                    redact_url(final),
-                    resp.reason or "",
-                    retry_after=retry_after(resp.headers.get("Retry-After")),
-                )
+            raise_for_status(resp, redact_url(final))
             body = bytearray()
             async for chunk in resp.content.iter_any():
                 body += chunk

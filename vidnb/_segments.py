@@ -49,8 +49,8 @@ from pathlib import Path
 from typing import Any, Mapping, Protocol
 
 from . import _files
-from ._errors import HTTPStatusError, IncompleteDownloadError, translate
-from ._headers import MAX_REDIRECTS, content_range, retry_after
+from ._errors import IncompleteDownloadError, translate
+from ._headers import MAX_REDIRECTS, content_range, raise_for_status
 
 log = logging.getLogger("vidnb")
 
@@ -454,12 +454,9 @@ class SegmentedFetch:
             auto_decompress=False,
             max_redirects=MAX_REDIRECTS,
         ) as resp:
-            if resp.status >= 400:
-                if resp.status == 416:
-                    raise FileChanged(f"{self.shown_url} answered 416 to bytes={start}-: it is shorter now")
-                raise HTTPStatusError(
-                    resp.status, self.shown_url, resp.reason or "", retry_after=retry_after(resp.headers.get("Retry-After"))
-                )
+            if resp.status == 416:
+                raise FileChanged(f"{self.shown_url} answered 416 to bytes={start}-: it is shorter now")
+            raise_for_status(resp, self.shown_url)
             if resp.status != 206 or not same_validators(self.state, resp.headers):
                 raise FileChanged(
                     f"{self.shown_url} answered a range request with status {resp.status}"
