@@ -42,6 +42,7 @@ from ._errors import (
     TooLargeError,
     VidnbError,
     translate,
+    wait_or_raise,
 )
 from ._fmt import human_bytes, human_rate
 from ._headers import MAX_REDIRECTS, content_range, raise_for_status
@@ -515,12 +516,9 @@ class _Download:
                 except _IsHLS:
                     raise
                 except Exception as exc:
-                    err = translate(exc, url=self.shown_url, path=self.path, needed=self._needed())
-                    if not err.retryable or self.attempts > self.retry.total:
-                        if err is exc:
-                            raise
-                        raise err from exc
-                    wait = self.retry.delay(self.attempts, getattr(err, "retry_after", None))
+                    err, wait = wait_or_raise(
+                        self.retry, exc, self.attempts, url=self.shown_url, path=self.path, needed=self._needed()
+                    )
                     log.warning(
                         "attempt %d of %d for %s failed (%s: %s); retrying in %.1f s",
                         self.attempts,

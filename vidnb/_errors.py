@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import errno
 from pathlib import Path
+from typing import Any
 
 from ._fmt import human_bytes
 
@@ -229,3 +230,16 @@ def translate(exc: BaseException, *, url: str = "", path: Path | None = None, ne
         return DestinationError(f"Cannot write{where}: {exc.strerror or exc}.", path)
     return VidnbError(f"{type(exc).__name__}: {exc}")
 
+
+
+def wait_or_raise(retry: Any, exc: Exception, failures: int, **where: Any) -> tuple[VidnbError, float]:
+    """After the ``failures``-th failure in a row, called while handling ``exc``: the error as
+    vidnb names it (:func:`translate`, given ``where``) and the seconds to wait before trying
+    again under ``retry`` (a :class:`vidnb.Retry`). Raises the error instead when it may not
+    be retried or the retries are spent."""
+    err = translate(exc, **where)
+    if not err.retryable or failures > retry.total:
+        if err is exc:
+            raise
+        raise err from exc
+    return err, retry.delay(failures, getattr(err, "retry_after", None))

@@ -44,6 +44,7 @@ from ._errors import (
     TooLargeError,
     VidnbError,
     translate,
+    wait_or_raise,
 )
 from ._fmt import human_bytes, human_rate
 from ._headers import MAX_REDIRECTS, content_range, raise_for_status
@@ -349,13 +350,8 @@ class _HLSJob:
             except Exception as exc:
                 if on_bytes is not None and counted[0]:
                     on_bytes(-counted[0])  # those bytes will come again
-                err = translate(exc, url=redact_url(url))
-                if not err.retryable or attempt > self.retry.total:
-                    if err is exc:
-                        raise
-                    raise err from exc
+                err, wait = wait_or_raise(self.retry, exc, attempt, url=redact_url(url))
                 self.retries += 1
-                wait = self.retry.delay(attempt, getattr(err, "retry_after", None))
                 log.warning(
                     "attempt %d of %d for %s %s failed (%s: %s); retrying in %.1f s",
                     attempt,

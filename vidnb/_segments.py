@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any, Mapping, Protocol
 
 from . import _files
-from ._errors import IncompleteDownloadError, translate
+from ._errors import IncompleteDownloadError, wait_or_raise
 from ._headers import MAX_REDIRECTS, content_range, raise_for_status
 
 log = logging.getLogger("vidnb")
@@ -423,15 +423,10 @@ class SegmentedFetch:
             except (RangeMismatch, FileChanged, asyncio.CancelledError):
                 raise
             except Exception as exc:
-                err = translate(exc, url=self.shown_url, path=self.dest)
                 if seg.done > before:
                     failures = 0  # it moved: only failures in a row count
                 failures += 1
-                if not err.retryable or failures > self.retry.total:
-                    if err is exc:
-                        raise
-                    raise err from exc
-                wait = self.retry.delay(failures, getattr(err, "retry_after", None))
+                err, wait = wait_or_raise(self.retry, exc, failures, url=self.shown_url, path=self.dest)
                 log.info(
                     "bytes %d-%d of %s failed (%s: %s); retrying that range in %.1f s",
                     seg.pos,
