@@ -7,12 +7,14 @@ under a unique path and reads back what the server received from ``route.request
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import os
 import random
+import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 
@@ -79,3 +81,32 @@ def serve_many(serve: Callable[..., tuple[str, Route]], datas: list[bytes], **fa
 def leftovers(folder: Path) -> list[str]:
     """Names vidnb left in a folder (to assert nothing half-written stays behind)."""
     return sorted(os.listdir(folder)) if folder.exists() else []
+
+
+# Paths written or created while a files_written() block runs. Audit hooks cannot be
+# removed, so this one is installed once and stays idle otherwise.
+_written: list[Path] | None = None
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT
+
+
+def _audit(event: str, args: tuple) -> None:
+    if _written is None:
+        return
+    if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)) and (args[2] or 0) & _WRITE_FLAGS:
+        _written.append(Path(os.fsdecode(args[0])))
+    elif event in ("os.link", "os.rename", "os.replace"):
+        _written.append(Path(os.fsdecode(args[1])))
+
+
+sys.addaudithook(_audit)
+
+
+@contextlib.contextmanager
+def files_written() -> Iterator[list[Path]]:
+    """Collect every path opened for writing, created, linked or renamed to, in any thread."""
+    global _written
+    _written = found = []
+    try:
+        yield found
+    finally:
+        _written = None

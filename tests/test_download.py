@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
-from pathlib import Path
 
 import pytest
-from conftest import leftovers, make_video, sha
+from conftest import files_written, leftovers, make_video, sha
 
 import vidnb
 from vidnb import _files
@@ -46,34 +44,13 @@ async def test_part_file_holds_the_bytes_until_complete(serve, dest):
     assert not _files.part_path(dest).exists() and not _files.sidecar_path(dest).exists()
 
 
-#: Paths written or created while armed (audit hooks cannot be removed, so this one stays idle otherwise).
-_created: list[str] | None = None
-_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT
-
-
-def _audit(event: str, args: tuple) -> None:
-    if _created is None:
-        return
-    if event == "open" and isinstance(args[0], (str, bytes, os.PathLike)) and (args[2] or 0) & _WRITE_FLAGS:
-        _created.append(os.fsdecode(args[0]))
-    elif event in ("os.link", "os.rename", "os.replace"):
-        _created.append(os.fsdecode(args[1]))
-
-
-sys.addaudithook(_audit)
-
-
 async def test_a_quick_download_makes_no_file_but_its_part(serve, video, dest):
     # Creating files is the slowest step of a batch of small files on some filesystems, so a
     # download that ends at once writes neither a lock file nor a resume record.
-    global _created
     url, _ = serve(video)
     dest.parent.mkdir()
-    _created = []
-    try:
+    with files_written() as made:
         await vidnb.download(url, dest, progress=False)
-    finally:
-        made, _created = [Path(p) for p in _created], None
     assert sorted({p.name for p in made if p.parent == dest.parent}) == ["clip.mp4", "clip.mp4.part"]
     assert dest.read_bytes() == video and leftovers(dest.parent) == ["clip.mp4"]
 
@@ -370,7 +347,6 @@ async def test_cancel_keeps_the_part_and_a_new_call_resumes(serve, dest):
 
 def test_import_is_light():
     import subprocess
-    import sys
 
     code = "import sys, vidnb; print([m for m in ('tqdm', 'ipywidgets', 'IPython', 'aiohttp.web') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

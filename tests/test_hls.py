@@ -17,7 +17,7 @@ from vidnb import _files, _hls, _hls_playlist
 from vidnb import LiveStreamError, UnsupportedEncryptionError
 
 import hls_streams as hs
-from conftest import leftovers
+from conftest import files_written, leftovers
 
 FAST = vidnb.Retry(total=3, backoff=0.01)
 DURATION = 3.0
@@ -59,6 +59,17 @@ async def test_ts_segments_join_into_one_playable_ts(tree, streams, tmp_path):
     info = assert_plays(result.path, format_name="mpegts")
     assert sorted(s["codec_type"] for s in info["streams"]) == ["audio", "video"]
     assert leftovers(tmp_path) == ["index.ts"]
+
+
+async def test_the_resume_record_is_not_rewritten_per_segment(tree, streams, tmp_path):
+    base, _ = tree()
+    with files_written() as made:
+        result = await vidnb.download(base + "ts/index.m3u8", tmp_path / "clip.ts", progress=False)
+    assert result.path.read_bytes() == hs.joined(streams / "ts")
+    segments = (streams / "ts" / "index.m3u8").read_text().count("#EXTINF")
+    saves = sum(p.name == "clip.ts.part.json.tmp" for p in made)
+    # Once when the download starts, then at most once a second: each save is a new file.
+    assert segments >= 3 and 1 <= saves < 1 + segments
 
 
 async def test_fmp4_segments_join_into_one_playable_mp4(tree, streams, tmp_path):

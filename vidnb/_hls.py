@@ -448,6 +448,9 @@ class _Stream:
         self.tracker = Tracker(make_reporter(job.progress), dest.name)
         self.pos = 0  # bytes of the .part that are in order and complete
         self.records: list[list[int]] = []  # [start, end, length] per item on disk
+        #: Records appended since the sidecar was last written, and when it is next due.
+        self._unsaved = False
+        self._next_save = 0.0
         self.seconds = 0.0  # media seconds on disk
         self.total_seconds = 0.0
         self.segments_done = 0
@@ -492,6 +495,7 @@ class _Stream:
             await self._pipeline(source, writer)
             w, writer = writer, None
             await w.close()
+            self._unsaved = False  # the records go with the finished file
             result = await self._finish(playlist_url)
             # The bar counted bytes fetched (padding, whole files from servers ignoring Range);
             # it ends on the bytes written.
@@ -508,6 +512,7 @@ class _Stream:
                 w, writer = writer, None
                 await _close_quietly(w)
             if isinstance(exc, TooLargeError):
+                self._unsaved = False
                 _discard(self.dest)  # over the limit: nothing worth resuming
             self.tracker.end("failed", str(exc))
             log.info("download of %s failed: %s", self.shown, exc)
@@ -515,6 +520,13 @@ class _Stream:
         finally:
             if writer is not None:
                 await _close_quietly(writer)
+            if self._unsaved:
+                # Stopped early (error, cancel): the segments on disk stay resumable. Written
+                # after the writer closed, so the record is not ahead of the bytes.
+                try:
+                    _files.write_state(self.dest, self._state())
+                except OSError as exc:
+                    log.warning("could not save the resume record for %s: %s", _files.part_path(self.dest), exc)
             lock.release()
 
     # ------------------------------------------------------------------ resume
@@ -565,10 +577,11 @@ class _Stream:
         hls_state_path(self.dest).write_text(
             json.dumps({"playlist": self.media_url, "fingerprint": fp, "items": len(items)}), encoding="utf-8"
         )
-        await self._save_state()
+        await _files.save_state(self.dest, self._state())
+        self._next_save = time.monotonic() + _segments.SAVE_EVERY
 
-    async def _save_state(self) -> None:
-        await _files.save_state(self.dest, _files.PartState(url=self.media_url, segments=self.records))
+    def _state(self) -> _files.PartState:
+        return _files.PartState(url=self.media_url, segments=self.records)
 
     # ------------------------------------------------------------------ fetching in order
 
@@ -625,7 +638,12 @@ class _Stream:
         if item.kind == "segment":
             self.segments_done += 1
         if not self.live:
-            await self._save_state()
+            # At most once a second, not per segment: each save writes a file, which can take
+            # a millisecond, and the record grows with the stream. A stop saves it at once.
+            self._unsaved = True
+            if time.monotonic() >= self._next_save:
+                await _files.save_state(self.dest, self._state())
+                self._unsaved, self._next_save = False, time.monotonic() + _segments.SAVE_EVERY
         if not self.exact:
             self._refine_total()
 
