@@ -8,9 +8,9 @@ One call of :func:`download_hls`:
    encryption, live streams unless ``live_duration`` says how much to record;
 3. fetch up to ``connections`` segments at once, each retried on its own, decrypt AES-128,
    and append them *in order* to ``<dest>.part`` (MPEG-TS segments concatenate into a ``.ts``,
-   fMP4 init section + fragments into an ``.mp4``). After each append the sidecar records
-   which segments are on disk and where they end, so an interrupted download resumes at the
-   first missing segment;
+   fMP4 init section + fragments into an ``.mp4``). The sidecar records which segments are
+   on disk and where they end (at most once a second, and whenever the download stops), so
+   an interrupted download resumes at the first missing segment;
 4. check the optional sha256 and rename the ``.part`` onto the destination.
 
 The safety rules are those of single files (``_download``): lock, ``.part``, atomic rename,
