@@ -63,8 +63,11 @@ class PartState:
     etag: str | None = None
     last_modified: str | None = None
     total: int | None = None
-    #: For multi-connection downloads: ``[start, end_exclusive, done]`` per segment.
+    #: For multi-connection downloads: ``[start, end_exclusive, done]`` per segment; for HLS,
+    #: ``[start, end, length]`` per playlist item on disk.
     segments: list[list[int]] | None = None
+    #: For HLS: a hash of the playlist's items, so only the same stream is resumed.
+    fingerprint: str | None = None
 
     @property
     def validator(self) -> str | None:
@@ -82,7 +85,7 @@ async def load_state(dest: Path) -> PartState | None:
 def _load_state(path: Path) -> PartState | None:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-        return PartState(**{k: raw.get(k) for k in ("url", "etag", "last_modified", "total", "segments")})
+        return PartState(**{k: raw.get(k) for k in ("url", "etag", "last_modified", "total", "segments", "fingerprint")})
     except (OSError, ValueError, TypeError, AttributeError):
         # A missing or damaged sidecar only means we cannot resume: start again.
         return None

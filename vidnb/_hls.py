@@ -23,7 +23,6 @@ import asyncio
 import collections
 import dataclasses
 import hashlib
-import json
 import logging
 import os
 import time
@@ -66,7 +65,6 @@ DEFAULT_CONNECTIONS = _segments.HLS_SEGMENTS
 MAX_PLAYLIST_BYTES = 16 << 20
 #: A live playlist that brings nothing new for this many target durations has stalled.
 LIVE_STALL_TARGETS = 6
-HLS_STATE_SUFFIX = ".part.hls.json"
 
 _MIME = {"ts": "video/mp2t", "mp4": "video/mp4"}
 _ISO_BOXES = {b"ftyp", b"styp", b"moof", b"moov", b"sidx", b"emsg", b"prft", b"free", b"skip", b"mdat"}
@@ -75,11 +73,6 @@ _ISO_BOXES = {b"ftyp", b"styp", b"moof", b"moov", b"sidx", b"emsg", b"prft", b"f
 def is_hls_url(url: str) -> bool:
     """True for URLs whose path names a playlist (``.m3u8``)."""
     return urlsplit(url).path.lower().endswith((".m3u8", ".m3u"))
-
-
-def hls_state_path(dest: Path) -> Path:
-    """The HLS-only part of the resume state (what the ``.part`` was made from)."""
-    return dest.with_name(dest.name + HLS_STATE_SUFFIX)
 
 
 async def download_hls(
@@ -451,6 +444,7 @@ class _Stream:
         #: Records appended since the sidecar was last written, and when it is next due.
         self._unsaved = False
         self._next_save = 0.0
+        self.fingerprint: str | None = None
         self.seconds = 0.0  # media seconds on disk
         self.total_seconds = 0.0
         self.segments_done = 0
@@ -470,7 +464,7 @@ class _Stream:
                 return await existing_result(self.dest, playlist_url, job.sha256, job.t0, self.tracker)
             if self.live:
                 items: list[pl.Item] = []
-                _discard(self.dest)
+                _files.discard_part(self.dest)
             else:
                 items = list(pl.with_init_sections(pl.segments(self.media, self.media_url)))
                 if not items:
@@ -513,7 +507,7 @@ class _Stream:
                 await _close_quietly(w)
             if isinstance(exc, TooLargeError):
                 self._unsaved = False
-                _discard(self.dest)  # over the limit: nothing worth resuming
+                _files.discard_part(self.dest)  # over the limit: nothing worth resuming
             self.tracker.end("failed", str(exc))
             log.info("download of %s failed: %s", self.shown, exc)
             raise
@@ -538,7 +532,6 @@ class _Stream:
         kept: list[list[int]] = []
         if self.job.resume:
             state = await _files.load_state(self.dest)
-            extra = _read_json(hls_state_path(self.dest))
             try:
                 size = part.stat().st_size
             except FileNotFoundError:
@@ -546,8 +539,7 @@ class _Stream:
             if (
                 state is not None
                 and state.url == self.media_url
-                and extra.get("fingerprint") == fp
-                and extra.get("items") == len(items)
+                and state.fingerprint == fp
                 and state.segments
                 and size >= 0
             ):
@@ -573,15 +565,13 @@ class _Stream:
                 human_bytes(self.pos),
             )
         else:
-            _discard(self.dest)
-        hls_state_path(self.dest).write_text(
-            json.dumps({"playlist": self.media_url, "fingerprint": fp, "items": len(items)}), encoding="utf-8"
-        )
+            _files.discard_part(self.dest)
+        self.fingerprint = fp
         await _files.save_state(self.dest, self._state())
         self._next_save = time.monotonic() + _segments.SAVE_EVERY
 
     def _state(self) -> _files.PartState:
-        return _files.PartState(url=self.media_url, segments=self.records)
+        return _files.PartState(url=self.media_url, segments=self.records, fingerprint=self.fingerprint)
 
     # ------------------------------------------------------------------ fetching in order
 
@@ -740,7 +730,7 @@ class _Stream:
         if self.hasher is not None:
             digest = self.hasher.hexdigest()
             if digest != job.sha256:
-                _discard(self.dest)
+                _files.discard_part(self.dest)
                 raise ChecksumError(
                     f"{self.shown}: sha256 of the joined stream is {digest}, expected {job.sha256}. The download "
                     "was discarded; check the expected hash, or the server sent different bytes.",
@@ -749,12 +739,8 @@ class _Stream:
                 )
         if self.pos == 0:
             raise NotAVideoError(f"{self.shown} gave no media bytes.")
-        def records_then_move() -> None:
-            _files.remove_quietly(hls_state_path(self.dest))
-            _files.finish_part(part, self.dest, job.overwrite, _files.sidecar_path(self.dest))
-
         try:
-            await _files.off_loop(records_then_move)
+            await _files.off_loop(_files.finish_part, part, self.dest, job.overwrite, _files.sidecar_path(self.dest))
         except VidnbError:
             raise
         except OSError as exc:
@@ -830,16 +816,3 @@ def _looks_like_media(data: bytes) -> bool:
     if len(data) > 1 and data[0] == 0xFF and data[1] & 0xF0 == 0xF0:
         return True
     return sniff(data) is not None
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return raw if isinstance(raw, dict) else {}
-
-
-def _discard(dest: Path) -> None:
-    _files.remove_quietly(hls_state_path(dest))  # records before the bytes, as in discard_part
-    _files.discard_part(dest)
