@@ -156,9 +156,7 @@ class DownloadRow:
             self.bar.bar_style = {"done": "success", "cancelled": "warning"}.get(event.state, "danger")
         self.info.value = _describe(event)
         if event.state == "failed":
-            self.error = event.error or "failed"
-            self.info.value = self.error
-            self.info.add_class("vidnb-row-error")
+            self._show_error(event.error or "failed")
 
     def _finished(self) -> None:
         """Paint the outcome once the task ended (also for errors before any progress)."""
@@ -178,15 +176,24 @@ class DownloadRow:
             self.bar.bar_style = "warning"
             self._set_state("cancelled")
         else:
-            exc = task.exception()
-            self.error = str(exc)
-            with self.bar.hold_sync():
-                self.bar.bar_style = "danger"
-            self.info.value = self.error
-            self.info.add_class("vidnb-row-error")
-            self._set_state("failed")
-            self.state_label.tooltip = self.error
+            self.failed(str(task.exception()))
+            return
         self.panel._row_finished(self)
+
+    def failed(self, message: str) -> None:
+        """Show the row as failed with ``message``, and tell the panel it is over."""
+        self.cancel_button.disabled = True
+        with self.bar.hold_sync():
+            self.bar.bar_style = "danger"
+        self._show_error(message)
+        self._set_state("failed")
+        self.state_label.tooltip = message
+        self.panel._row_finished(self)
+
+    def _show_error(self, message: str) -> None:
+        self.error = message
+        self.info.value = message
+        self.info.add_class("vidnb-row-error")
 
     def __repr__(self) -> str:
         return f"<DownloadRow {self.url}: {self.state}>"
@@ -349,11 +356,8 @@ class DownloadPanel:
         for row in new:
             try:
                 row.begin(options)
-            except Exception as exc:  # e.g. a bad option value: show it on the row
-                row.error = str(exc)
-                row.info.value = row.error
-                row._set_state("failed")
-                row.bar.bar_style = "danger"
+            except Exception as exc:  # noqa: BLE001 - whatever stops a start is shown on its row
+                row.failed(str(exc))
         return new
 
     def cancel_all(self) -> None:
