@@ -13,7 +13,7 @@ import importlib
 from typing import Any
 
 from ._batch import BatchError, BatchResult, ItemOutcome, download_many, download_many_sync, read_manifest
-from ._download import DownloadResult, Retry, download, save_video_from_url
+from ._engine import download, save_video_from_url
 from ._errors import (
     ChecksumError,
     DestinationError,
@@ -27,7 +27,9 @@ from ._errors import (
     UnsupportedEncryptionError,
     VidnbError,
 )
+from ._options import DownloadOptions, Retry
 from ._progress import ProgressEvent, ProgressReporter
+from ._result import DownloadResult
 from ._read import get_video_data, read_video
 from ._runner import DownloadTask, download_sync, running_tasks, start
 
@@ -54,6 +56,7 @@ __all__ = [
     "BatchError",
     "DownloadResult",
     "Retry",
+    "DownloadOptions",
     "ProgressEvent",
     "ProgressReporter",
     "save_video_from_url",

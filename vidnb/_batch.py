@@ -37,7 +37,10 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Sequence, Union
 
 import aiohttp
 
-from ._download import DownloadResult, _check_sha256, download, new_session, ssl_context
+from ._engine import download
+from ._http import new_session, ssl_context
+from ._options import check_sha256 as _check_sha256
+from ._result import DownloadResult
 from ._segments import most_connections
 from ._errors import DestinationError, VidnbError
 from ._fmt import human_bytes, human_duration, human_rate, shorten

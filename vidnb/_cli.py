@@ -338,7 +338,7 @@ async def probe(url: str) -> list[tuple[str, str]]:
     import aiohttp
     from multidict import CIMultiDict
 
-    from ._download import _read_head_from, new_session
+    from ._http import new_session, read_head as _read_head_from
     from ._headers import MAX_REDIRECTS, content_range, raise_for_status
     from ._errors import HTTPStatusError, translate
     from ._fmt import human_bytes

@@ -45,6 +45,9 @@ from ._errors import (
     wait_or_raise,
 )
 from ._fmt import human_bytes, human_rate
+from ._options import Retry, check_sha256 as _check_sha256
+from ._result import DownloadResult
+from ._http import new_session, ssl_context
 from ._headers import MAX_REDIRECTS, content_range, raise_for_status
 from ._progress import ProgressOption, Tracker, make_reporter
 from ._sniff import SNIFF_BYTES, describe_non_video, format_from_name, is_hls_playlist, sniff
@@ -62,95 +65,6 @@ RECORD_AFTER = 1.0
 INLINE_BYTES = 4 << 20
 
 PathLike = Union[str, "os.PathLike[str]"]
-
-
-@dataclass(frozen=True)
-class Retry:
-    """How often and how patiently to try again.
-
-    Parameters
-    ----------
-    total : int
-        Retries after the first attempt (``retries=5`` means up to 6 attempts).
-    backoff : float
-        First wait in seconds; it doubles each time, with jitter, up to ``max_backoff``.
-    max_retry_after : float
-        The longest ``Retry-After`` honoured; longer requests are cut to this.
-
-    Examples
-    --------
-    >>> import vidnb
-    >>> vidnb.Retry(total=3, backoff=0.1).delay(2)  # doctest: +SKIP
-    0.15
-    """
-
-    total: int = 5
-    backoff: float = 0.5
-    max_backoff: float = 30.0
-    max_retry_after: float = 120.0
-
-    def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        if retry_after is not None:
-            return max(0.0, min(retry_after, self.max_retry_after))
-        cap = min(self.max_backoff, self.backoff * 2 ** max(attempt - 1, 0))
-        # "Equal jitter": never less than half the backoff, so a herd of clients spreads out
-        # without any of them hammering the server right away.
-        return random.uniform(cap / 2, cap)
-
-
-@dataclass(frozen=True)
-class DownloadResult:
-    """What :func:`download` saved.
-
-    Attributes
-    ----------
-    path : Path
-        Where the video is.
-    url : str
-        The final URL, after redirects.
-    size : int
-        Bytes in the file.
-    content_type : str or None
-        The server's Content-Type.
-    format : str or None
-        The container sniffed from the first bytes ("mp4", "webm", ...).
-    elapsed : float
-        Seconds this call took.
-    attempts : int
-        Requests made (0 when skipped).
-    resumed : bool
-        True when bytes from an earlier, interrupted download were kept.
-    skipped : bool
-        True when the file was already complete and nothing was fetched.
-    sha256 : str or None
-        The file's sha256, when one was asked for and checked.
-    audio : Path or None
-        For HLS streams whose audio comes separately: the audio file saved beside ``path``.
-    """
-
-    path: Path
-    url: str
-    size: int
-    content_type: str | None
-    format: str | None
-    elapsed: float
-    attempts: int = 1
-    resumed: bool = False
-    skipped: bool = False
-    sha256: str | None = field(default=None, repr=False)
-    #: For HLS streams whose audio is a separate rendition: where that audio was saved.
-    audio: Path | None = field(default=None, repr=False)
-
-    @property
-    def speed(self) -> float:
-        """Average bytes per second of this call (0 when skipped)."""
-        return 0.0 if self.skipped or self.elapsed <= 0 else self.size / self.elapsed
-
-    def __repr__(self) -> str:
-        how = "skipped, already complete" if self.skipped else f"{self.elapsed:.2f} s, {human_rate(self.speed)}"
-        extra = ", resumed" if self.resumed else ""
-        extra += f", {self.attempts} attempts" if self.attempts > 1 else ""
-        return f"DownloadResult({str(self.path)!r}, {human_bytes(self.size)}, {self.format or 'unknown format'}, {how}{extra})"
 
 
 class _Again(Exception):
@@ -316,46 +230,6 @@ async def _with_session(session: aiohttp.ClientSession | None, fn: Any) -> Downl
         return await fn(own)
 
 
-def new_session(**kwargs: Any) -> aiohttp.ClientSession:
-    """A ClientSession set up for downloads: proxies and CA bundles from the environment,
-    no decompression (bytes on disk are the bytes on the wire), no total time limit."""
-    if "connector" not in kwargs:
-        kwargs["connector"] = aiohttp.TCPConnector(ssl=ssl_context())
-    kwargs.setdefault("timeout", _client_timeout(None))
-    return aiohttp.ClientSession(trust_env=_env_has_settings(), auto_decompress=False, **kwargs)
-
-
-def _env_has_settings() -> bool:
-    """Whether proxy variables or a netrc file are there for aiohttp's ``trust_env`` to use.
-
-    ``trust_env`` looks them up again on every request, with two thread round trips
-    (about 1.3 ms per request here): a batch of small files paid that for nothing when
-    neither is set, which is the common case.
-    """
-    netrc = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
-    return bool(urllib.request.getproxies_environment()) or os.path.isfile(netrc)
-
-
-def ssl_context() -> ssl.SSLContext | bool:
-    """The context for verifying servers: the CA bundle from SSL_CERT_FILE / SSL_CERT_DIR if set.
-
-    aiohttp ignores those variables (aiohttp issue 3180), and corporate CA bundles are set
-    that way. Loading a bundle takes about 40 ms, so the context is built once per setting.
-    """
-    cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
-    return _cached_context(
-        cafile if cafile and os.path.isfile(cafile) else None,
-        capath if capath and os.path.isdir(capath) else None,
-    )
-
-
-@functools.lru_cache(maxsize=4)
-def _cached_context(cafile: str | None, capath: str | None) -> ssl.SSLContext | bool:
-    if cafile is None and capath is None:
-        return True  # aiohttp's own default context
-    return ssl.create_default_context(cafile=cafile, capath=capath)
-
-
 def _client_timeout(timeout: float | aiohttp.ClientTimeout | None) -> aiohttp.ClientTimeout:
     if isinstance(timeout, aiohttp.ClientTimeout):
         return timeout
@@ -373,17 +247,6 @@ def _retry_policy(retries: int | Retry) -> Retry:
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise ValueError(f"retries must be a whole number >= 0 or a vidnb.Retry, not {retries!r}")
     return Retry(total=retries)
-
-
-def _check_sha256(sha256: str | None) -> str | None:
-    if sha256 is None:
-        return None
-    digest = sha256.strip().lower()
-    if digest.startswith("sha256:"):
-        digest = digest[7:]
-    if not re.fullmatch(r"[0-9a-f]{64}", digest):
-        raise ValueError(f"sha256 must be 64 hex digits, not {sha256!r}")
-    return digest
 
 
 def _resolve_dest(dest: PathLike | None) -> tuple[Path, Path | None, bool]:
@@ -968,3 +831,12 @@ async def save_video_from_url(url: str, save_path: PathLike) -> Path | None:
         log.error("could not download %s: %s", redact_url(url), exc)
         return None
     return result.path
+
+
+async def run(url: str, dest: Any, opts: Any, session: Any) -> DownloadResult:
+    return await download(
+        url, dest, overwrite=opts.overwrite, resume=opts.resume, retries=opts.retry, timeout=opts.timeout,
+        chunk_size=opts.chunk_size, headers=dict(opts.headers), sha256=opts.sha256, max_bytes=opts.max_bytes,
+        require_video=opts.require_video, progress=opts.progress, session=session, connections=opts.connections,
+        variant=opts.variant, live_duration=opts.live_duration,
+    )

@@ -21,7 +21,8 @@ import threading
 from pathlib import Path
 from typing import Any, Coroutine, Generator, Iterator, TypeVar
 
-from ._download import DownloadResult, download
+from ._engine import download
+from ._result import DownloadResult
 from ._fmt import human_bytes, human_rate
 from ._progress import ProgressEvent, ProgressReporter, make_reporter
 from ._urls import choose_filename

@@ -21,7 +21,8 @@ from typing import Any, Callable
 import ipywidgets as w
 
 from .. import _runner
-from .._download import DownloadResult, download
+from .._engine import download
+from .._result import DownloadResult
 from .._errors import VidnbError
 from .._fmt import human_bytes, human_duration, human_rate
 from .._progress import ProgressEvent

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import ipywidgets
 
-from .._download import DownloadResult
+from .._result import DownloadResult
 from .._fmt import human_bytes
 from .._sniff import SNIFF_BYTES, VideoFormat, sniff
 

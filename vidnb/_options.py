@@ -1,0 +1,233 @@
+"""The options of a download, checked once.
+
+:func:`vidnb.download` and every other front door (``download_sync``, ``start``,
+``download_many``, the panel, the CLI) take the same keyword arguments, described by
+:class:`DownloadOptions` so a type checker catches a misspelt or mistyped one. They are
+turned into one frozen :class:`Options` by :func:`make_options`, which refuses bad values
+before any request is made; everything below the front doors takes that object.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Literal, Mapping, TypedDict, Union
+
+import aiohttp
+
+from ._progress import ProgressOption
+from ._variant import VariantChoice, parse_variant
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = [
+    "Retry",
+    "DownloadOptions",
+    "Options",
+    "Connections",
+    "make_options",
+    "check_sha256",
+    "check_connections",
+    "most_connections",
+    "client_timeout",
+    "CONNECT_TIMEOUT",
+    "READ_TIMEOUT",
+    "MAX_CONNECTIONS",
+    "AUTO_MAX",
+    "HLS_SEGMENTS",
+]
+
+#: Seconds to wait for a connection, and for each read of the body.
+CONNECT_TIMEOUT = 30.0
+READ_TIMEOUT = 60.0
+#: The most connections ``connections=N`` accepts, and the most ``"auto"`` opens.
+MAX_CONNECTIONS = 32
+AUTO_MAX = 16
+#: HLS segments fetched at once when ``connections`` is 1 or "auto": segments are separate
+#: small requests, and a few at once hide each one's latency.
+HLS_SEGMENTS = 4
+
+Connections = Union[int, Literal["auto"]]
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How often and how patiently to try again.
+
+    Parameters
+    ----------
+    total : int
+        Failed requests in a row that are tried again (``retries=5`` means up to 6 requests
+        in a row without progress). A request that brought bytes resets the count.
+    backoff : float
+        First wait in seconds; it doubles each time, with jitter, up to ``max_backoff``.
+    max_retry_after : float
+        The longest ``Retry-After`` honoured; longer requests are cut to this.
+
+    Examples
+    --------
+    >>> import vidnb
+    >>> vidnb.Retry(total=3, backoff=0.1).delay(2)  # doctest: +SKIP
+    0.15
+    """
+
+    total: int = 5
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+    max_retry_after: float = 120.0
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after the ``attempt``-th failure in a row."""
+        if retry_after is not None:
+            return max(0.0, min(retry_after, self.max_retry_after))
+        cap = min(self.max_backoff, self.backoff * 2 ** max(attempt - 1, 0))
+        # "Equal jitter": never less than half the backoff, so a herd of clients spreads out
+        # without any of them hammering the server right away.
+        return random.uniform(cap / 2, cap)
+
+
+class DownloadOptions(TypedDict, total=False):
+    """The keyword arguments of :func:`vidnb.download`, for ``**kwargs: Unpack[DownloadOptions]``.
+
+    See :func:`vidnb.download` for what each one does.
+    """
+
+    overwrite: bool
+    resume: bool
+    retries: int | Retry
+    timeout: float | aiohttp.ClientTimeout | None
+    chunk_size: int | None
+    headers: Mapping[str, str] | None
+    sha256: str | None
+    max_bytes: int | None
+    require_video: bool
+    progress: ProgressOption
+    session: aiohttp.ClientSession | None
+    connections: Connections
+    variant: str | int
+    live_duration: float | None
+
+
+@dataclass(frozen=True)
+class Options:
+    """Validated download options (what :func:`make_options` builds); ``session`` is kept apart."""
+
+    overwrite: bool = False
+    resume: bool = True
+    retry: Retry = field(default_factory=Retry)
+    timeout: aiohttp.ClientTimeout = field(default_factory=lambda: client_timeout(None))
+    chunk_size: int | None = None
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    sha256: str | None = None
+    max_bytes: int | None = None
+    require_video: bool = True
+    progress: ProgressOption = "auto"
+    connections: Connections = 1
+    variant: VariantChoice = field(default_factory=lambda: VariantChoice("best"))
+    live_duration: float | None = None
+
+    def with_connections(self, connections: Connections) -> Options:
+        return replace(self, connections=connections)
+
+    @property
+    def segments_at_once(self) -> int:
+        """HLS segments fetched at once: ``connections``, where 1 and "auto" mean HLS_SEGMENTS."""
+        return HLS_SEGMENTS if self.connections in (1, "auto") else int(self.connections)
+
+
+def make_options(**kwargs: Unpack[DownloadOptions]) -> Options:
+    """Check every option and build the :class:`Options` (``session`` is ignored here).
+
+    Raises ``ValueError`` (or ``TypeError``) naming the option and what it accepts, before
+    anything touches the network or the disk.
+
+    >>> make_options(retries=2, connections="auto").retry.total
+    2
+    """
+    known = DownloadOptions.__annotations__
+    unknown = sorted(set(kwargs) - set(known))
+    if unknown:
+        raise TypeError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                        f"download() takes {', '.join(known)}")
+    max_bytes = kwargs.get("max_bytes")
+    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes <= 0):
+        raise ValueError(f"max_bytes must be a positive number of bytes, not {max_bytes!r}")
+    chunk_size = kwargs.get("chunk_size")
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size <= 0):
+        raise ValueError(f"chunk_size must be a positive number of bytes, not {chunk_size!r}")
+    live = kwargs.get("live_duration")
+    if live is not None and (isinstance(live, bool) or not isinstance(live, (int, float)) or live <= 0):
+        raise ValueError(f"live_duration must be a positive number of seconds, not {live!r}")
+    return Options(
+        overwrite=bool(kwargs.get("overwrite", False)),
+        resume=bool(kwargs.get("resume", True)),
+        retry=_retry_policy(kwargs.get("retries", 5)),
+        timeout=client_timeout(kwargs.get("timeout")),
+        chunk_size=chunk_size,
+        headers=MappingProxyType(dict(kwargs.get("headers") or {})),
+        sha256=check_sha256(kwargs.get("sha256")),
+        max_bytes=max_bytes,
+        require_video=bool(kwargs.get("require_video", True)),
+        progress=kwargs.get("progress", "auto"),
+        connections=check_connections(kwargs.get("connections", 1)),
+        variant=parse_variant(kwargs.get("variant", "best")),
+        live_duration=float(live) if live is not None else None,
+    )
+
+
+def client_timeout(timeout: float | aiohttp.ClientTimeout | None) -> aiohttp.ClientTimeout:
+    """The ``timeout=`` option as aiohttp wants it: it bounds connecting and each read, never
+    the whole download (long videos take long)."""
+    if isinstance(timeout, aiohttp.ClientTimeout):
+        return timeout
+    if timeout is None:
+        return aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    return aiohttp.ClientTimeout(total=None, sock_connect=float(timeout), sock_read=float(timeout))
+
+
+def check_connections(connections: object) -> Connections:
+    """Validate the ``connections=`` option: a whole number from 1 to MAX_CONNECTIONS, or "auto"."""
+    if connections == "auto":
+        return "auto"
+    if isinstance(connections, bool) or not isinstance(connections, int) or not 1 <= connections <= MAX_CONNECTIONS:
+        raise ValueError(f'connections must be a whole number from 1 to {MAX_CONNECTIONS} or "auto", not {connections!r}')
+    return connections
+
+
+def most_connections(connections: object) -> int:
+    """The most connections one download with this option holds at once: byte ranges of one
+    file (``"auto"`` may reach AUTO_MAX), or segments of an HLS stream."""
+    checked = check_connections(connections)
+    if checked == "auto":
+        return AUTO_MAX
+    return HLS_SEGMENTS if checked == 1 else checked
+
+
+def _retry_policy(retries: object) -> Retry:
+    if isinstance(retries, Retry):
+        return retries
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries must be a whole number >= 0 or a vidnb.Retry, not {retries!r}")
+    return Retry(total=retries)
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def check_sha256(sha256: object) -> str | None:
+    """The ``sha256=`` option as lowercase hex (a ``sha256:`` prefix is accepted), or None."""
+    if sha256 is None:
+        return None
+    if not isinstance(sha256, str):
+        raise ValueError(f"sha256 must be 64 hex digits, not {sha256!r}")
+    digest = sha256.strip().lower()
+    if digest.startswith("sha256:"):
+        digest = digest[7:]
+    if not _SHA256.fullmatch(digest):
+        raise ValueError(f"sha256 must be 64 hex digits, not {sha256!r}")
+    return digest
