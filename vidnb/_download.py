@@ -33,6 +33,7 @@ from typing import Any, Mapping, Union
 
 import aiohttp
 
+from ._writer import PartWriter
 from . import _files, _segments
 from ._errors import (
     ChecksumError,
@@ -718,7 +719,7 @@ class _Download:
         a .part without a record, which the next run starts again from zero.
         """
         part = self.lock.part  # type: ignore[union-attr]
-        writer = _files.PartWriter(
+        writer = PartWriter(
             part, truncate=offset == 0, hasher=hasher, fd=self.lock.part_fd, inline_below=INLINE_BYTES  # type: ignore[union-attr]
         )
         pos = offset

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import errno
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ._fmt import human_bytes
 
@@ -42,6 +42,7 @@ __all__ = [
     "TooLargeError",
     "DestinationError",
     "translate",
+    "raise_translated",
 ]
 
 
@@ -51,13 +52,13 @@ class VidnbError(Exception):
     #: Whether trying the same request again may succeed.
     retryable: bool = False
 
-    def __reduce__(self) -> tuple:
+    def __reduce__(self) -> tuple[Any, ...]:
         # The subclasses take more than a message; rebuild from args and attributes so errors
         # survive pickling (results sent back from worker processes carry them).
         return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
-def _rebuild(cls: type, args: tuple, state: dict) -> "VidnbError":
+def _rebuild(cls: type[VidnbError], args: tuple[Any, ...], state: dict[str, Any]) -> VidnbError:
     exc = cls.__new__(cls)
     exc.args = args
     exc.__dict__.update(state)
@@ -182,10 +183,14 @@ class DestinationError(VidnbError, OSError):
         self.needed = needed
 
 
-def translate(exc: BaseException, *, url: str = "", path: Path | None = None, needed: int | None = None) -> VidnbError:
+def translate(
+    exc: BaseException, *, url: str = "", path: Path | None = None, needed: int | None = None
+) -> VidnbError | None:
     """Map an aiohttp, asyncio or OS error to the matching :class:`VidnbError`.
 
     The caller raises the result ``from exc``. Errors that are already ours pass through.
+    Anything else (an ``AttributeError`` from a bug, say) gives None: it must propagate as
+    the bug it is, not be passed off as a network or user error.
     """
     if isinstance(exc, VidnbError):
         return exc
@@ -216,30 +221,36 @@ def translate(exc: BaseException, *, url: str = "", path: Path | None = None, ne
     if isinstance(exc, aiohttp.ClientError):
         return NetworkError(f"Network error talking to {url}: {type(exc).__name__}: {exc}")
     if isinstance(exc, OSError):
-        where = f" {path}" if path else ""
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            need = f" About {human_bytes(needed)} more is needed." if needed else ""
-            return DestinationError(
-                f"No space left on the device holding{where}.{need} "
-                "The partial file is kept: free some space and run the same call again to resume.",
-                path,
-                needed,
-            )
-        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            return DestinationError(f"Not allowed to write{where}: {exc.strerror}. Choose a writable folder.", path)
-        return DestinationError(f"Cannot write{where}: {exc.strerror or exc}.", path)
-    return VidnbError(f"{type(exc).__name__}: {exc}")
+        return _os_error(exc, path, needed)
+    return None
 
+
+def _os_error(exc: OSError, path: Path | None, needed: int | None) -> DestinationError:
+    where = f" {path}" if path else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        need = f" About {human_bytes(needed)} more is needed." if needed else ""
+        return DestinationError(
+            f"No space left on the device holding{where}.{need} "
+            "The partial file is kept: free some space and run the same call again to resume.",
+            path,
+            needed,
+        )
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return DestinationError(f"Not allowed to write{where}: {exc.strerror}. Choose a writable folder.", path)
+    return DestinationError(f"Cannot write{where}: {exc.strerror or exc}.", path)
+
+
+def raise_translated(exc: BaseException, **where: Any) -> NoReturn:
+    """Raise ``exc`` as vidnb names it (:func:`translate`), chained; unknown errors as themselves."""
+    err = translate(exc, **where)
+    if err is None or err is exc:
+        raise exc
+    raise err from exc
 
 
 def wait_or_raise(retry: Any, exc: Exception, failures: int, **where: Any) -> tuple[VidnbError, float]:
-    """After the ``failures``-th failure in a row, called while handling ``exc``: the error as
-    vidnb names it (:func:`translate`, given ``where``) and the seconds to wait before trying
-    again under ``retry`` (a :class:`vidnb.Retry`). Raises the error instead when it may not
-    be retried or the retries are spent."""
+    """Temporary: the old engine's retry step (being replaced by vidnb._retry)."""
     err = translate(exc, **where)
-    if not err.retryable or failures > retry.total:
-        if err is exc:
-            raise
-        raise err from exc
+    if err is None or not err.retryable or failures > retry.total:
+        raise_translated(exc, **where)
     return err, retry.delay(failures, getattr(err, "retry_after", None))

@@ -5,9 +5,8 @@ download of that destination holds while it runs, in any process) and, once a do
 has run for a moment or stopped early, ``clip.mp4.part.json`` (what is needed to resume
 the bytes safely: URL, validators, size). A quick download creates no file but its
 ``.part``: creating files is the slowest step of a batch of small files on some
-filesystems. Bytes reach the ``.part`` through :class:`PartWriter`, whose thread writes
-while the event loop reads the network; the finished file is moved into place with one
-rename.
+filesystems. Bytes reach the ``.part`` through :class:`vidnb._writer.PartWriter`; the
+finished file is moved into place with one rename.
 """
 
 from __future__ import annotations
@@ -15,16 +14,14 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
-import errno
 import hashlib
 import json
 import logging
 import os
-import queue
 import shutil
 import threading
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Literal, TypeVar
 
 from ._errors import DestinationError
 from ._fmt import human_bytes
@@ -55,18 +52,31 @@ def lock_path(dest: Path) -> Path:
 # --------------------------------------------------------------------------- sidecar
 
 
+#: The resume record's format. 1 (no "version" key) was written before records were tagged.
+RECORD_VERSION = 2
+RecordKind = Literal["stream", "ranges", "hls"]
+_KINDS: tuple[RecordKind, ...] = ("stream", "ranges", "hls")
+
+
 @dataclasses.dataclass
 class PartState:
-    """What a ``.part`` file holds and how to check the server still has the same bytes."""
+    """The resume record: what a ``.part`` holds and how to check the server still has those bytes.
+
+    ``kind`` says how the bytes were laid down, and so what ``segments`` means:
+
+    - ``"stream"``: one stream, front to back; the ``.part``'s size is what is done.
+    - ``"ranges"``: several connections into a preallocated file; ``segments`` holds
+      ``[start, end_exclusive, done]`` per piece.
+    - ``"hls"``: a playlist's items appended in order; ``segments`` holds
+      ``[start, end_exclusive, length]`` per item on disk and ``fingerprint`` names the playlist.
+    """
 
     url: str
+    kind: RecordKind = "stream"
     etag: str | None = None
     last_modified: str | None = None
     total: int | None = None
-    #: For multi-connection downloads: ``[start, end_exclusive, done]`` per segment; for HLS,
-    #: ``[start, end, length]`` per playlist item on disk.
     segments: list[list[int]] | None = None
-    #: For HLS: a hash of the playlist's items, so only the same stream is resumed.
     fingerprint: str | None = None
 
     @property
@@ -76,6 +86,50 @@ class PartState:
             return self.etag
         return self.last_modified
 
+    def to_json(self) -> str:
+        return json.dumps({"version": RECORD_VERSION, **dataclasses.asdict(self)})
+
+    @classmethod
+    def from_json(cls, text: str) -> PartState | None:
+        """Read a record of this version or of version 1; None for anything else (start again).
+
+        Version 1 had no ``kind``: HLS records were the ones with a fingerprint, multi-connection
+        ones those with segments. A record from a newer vidnb, or of an unknown kind, is not
+        guessed at.
+        """
+        raw = json.loads(text)
+        if not isinstance(raw, dict) or not isinstance(raw.get("url"), str):
+            return None
+        version = raw.get("version", 1)
+        if version == 1:
+            kind: object = "hls" if raw.get("fingerprint") else "ranges" if raw.get("segments") else "stream"
+        elif version == RECORD_VERSION:
+            kind = raw.get("kind")
+        else:
+            return None
+        if kind not in _KINDS:
+            return None
+        segments = raw.get("segments")
+        if segments is not None and not (
+            isinstance(segments, list)
+            and all(isinstance(r, list) and len(r) == 3 and all(type(x) is int for x in r) for r in segments)
+        ):
+            return None
+        total = raw.get("total")
+        return cls(
+            url=raw["url"],
+            kind=kind,  # type: ignore[arg-type]  # checked against _KINDS above
+            etag=_str_or_none(raw.get("etag")),
+            last_modified=_str_or_none(raw.get("last_modified")),
+            total=total if type(total) is int else None,
+            segments=segments,
+            fingerprint=_str_or_none(raw.get("fingerprint")),
+        )
+
+
+def _str_or_none(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
 
 async def load_state(dest: Path) -> PartState | None:
     # A thread, not aiofiles: the file is tiny, and importing aiofiles cost ~15 ms of `import vidnb`.
@@ -84,10 +138,9 @@ async def load_state(dest: Path) -> PartState | None:
 
 def _load_state(path: Path) -> PartState | None:
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-        return PartState(**{k: raw.get(k) for k in ("url", "etag", "last_modified", "total", "segments", "fingerprint")})
-    except (OSError, ValueError, TypeError, AttributeError):
-        # A missing or damaged sidecar only means we cannot resume: start again.
+        return PartState.from_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        # A missing or damaged record only means we cannot resume: start again.
         return None
 
 
@@ -96,9 +149,9 @@ async def save_state(dest: Path, state: PartState) -> None:
 
 
 def write_state(dest: Path, state: PartState) -> None:
-    """Blocking :func:`save_state`: for the one record a single-stream download writes, at a
-    moment when the loop would otherwise wait for the thread hop (see ``_download._stream``)."""
-    _save_state(sidecar_path(dest), json.dumps(dataclasses.asdict(state)))
+    """Blocking :func:`save_state`, for the moments when the loop would otherwise wait for the
+    thread hop (the one record of a single stream, a stop)."""
+    _save_state(sidecar_path(dest), state.to_json())
 
 
 def _save_state(path: Path, text: str) -> None:
@@ -274,13 +327,25 @@ async def off_loop(fn: Callable[..., _T], *args: Any) -> _T:
 
 
 _ops: concurrent.futures.ThreadPoolExecutor | None = None
+_ops_lock = threading.Lock()
+
+
+def _forget_ops() -> None:
+    # A forked child has none of the parent's threads; it starts its own when needed.
+    global _ops, _ops_lock
+    _ops = None
+    _ops_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_ops)
 
 
 def _file_ops() -> concurrent.futures.ThreadPoolExecutor:
     """One thread for slow file-system calls (creating files): one at a time is fastest, since
     creations in one folder take turns in the kernel anyway."""
     global _ops
-    with _threads_lock:
+    with _ops_lock:
         if _ops is None:
             _ops = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidnb-files")
         return _ops
@@ -361,295 +426,9 @@ def move_into_place(part: Path, dest: Path, *, overwrite: bool) -> None:
     os.unlink(part)
 
 
-# --------------------------------------------------------------------------- writer
-
-
-class _Done:
-    """A marker in a writer thread's queue: signalled once everything queued before it is written."""
-
-    __slots__ = ("future", "event")
-
-    def __init__(self, future: asyncio.Future[None] | None = None) -> None:
-        self.future = future
-        self.event = threading.Event() if future is None else None
-
-    def fire(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self.event is not None:
-            self.event.set()
-            return
-        fut = self.future
-        try:
-            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(None))  # type: ignore[union-attr]
-        except RuntimeError:
-            pass  # the loop has closed: nobody is waiting any more
-
-
-class _WriterThread:
-    """A long-lived thread that writes chunks for any number of :class:`PartWriter` objects.
-
-    Threads are shared because a batch of small files would otherwise pay a thread start
-    and join per file (about half a millisecond each on a busy 2-core machine).
-    """
-
-    def __init__(self) -> None:
-        self.queue: queue.SimpleQueue[tuple[PartWriter, int, bytes] | tuple[PartWriter, _Done]] = queue.SimpleQueue()
-        threading.Thread(target=self._run, name="vidnb-writer", daemon=True).start()
-
-    def _run(self) -> None:
-        q = self.queue
-        run: PartWriter | None = None
-        bufs: list[bytes] = []
-        start = end = 0
-        while True:
-            try:
-                # Block only with nothing pending; otherwise write as soon as the queue runs dry.
-                item = q.get_nowait() if bufs else q.get()
-            except queue.Empty:
-                run._flush(start, bufs)  # type: ignore[union-attr]
-                bufs = []
-                continue
-            writer = item[0]
-            if len(item) == 2:
-                if bufs:
-                    run._flush(start, bufs)  # type: ignore[union-attr]
-                    bufs = []
-                item[1].fire(writer._loop)  # type: ignore[misc]
-                continue
-            offset, data = item[1], item[2]  # type: ignore[misc]
-            if bufs and (writer is not run or offset != end or len(bufs) >= 64):
-                run._flush(start, bufs)  # type: ignore[union-attr]
-                bufs = []
-            if not bufs:
-                run, start, end = writer, offset, offset
-            # Gather contiguous chunks of one file into one syscall.
-            bufs.append(data)
-            end += len(data)
-
-
-_threads: list[_WriterThread] = []
-_threads_lock = threading.Lock()
-_next_thread = 0
-#: Writer threads shared by all downloads; a few, so one slow disk does not stall every file.
-WRITER_THREADS = 4
-
-
-def _writer_thread() -> _WriterThread:
-    global _next_thread
-    with _threads_lock:
-        if len(_threads) < WRITER_THREADS:
-            _threads.append(_WriterThread())
-            return _threads[-1]
-        _next_thread = (_next_thread + 1) % len(_threads)
-        return _threads[_next_thread]
-
-
-def _forget_threads() -> None:
-    # A forked child has none of the parent's threads; start its own when needed.
-    global _threads_lock, _ops
-    _threads.clear()
-    _threads_lock = threading.Lock()
-    _ops = None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_threads)
-
-
-class PartWriter:
-    """Writes byte chunks at given offsets of one file from a writer thread.
-
-    The event loop hands over each chunk (no copy, no await) and goes back to the
-    network while the thread writes: on a 2-core machine reading and writing then
-    overlap instead of taking turns. Contiguous chunks are written with one
-    ``pwritev``. Writers wait only when more than ``max_backlog`` bytes are queued,
-    so memory stays flat whatever the file size; several coroutines (one per
-    connection) may write at once. An optional hash object is fed the chunks in
-    order (``hashlib`` releases the GIL, so this is nearly free); it only makes sense
-    for a single stream written front to back. Chunks below ``inline_below`` are written
-    at once by the caller instead: for a small file the hand-off costs more than the
-    overlap saves.
-    """
-
-    #: Enough for the disk to keep busy while the loop reads (8 chunks of 256 KiB). The
-    #: backlog fills only while the kernel throttles page-cache writes, which is more
-    #: often the bigger the file; 32 MiB was no faster, but its size showed up in the peak
-    #: RSS of large downloads only (73 MiB for 1 GiB against about 45 for 100 MiB).
-    DEFAULT_BACKLOG = 2 << 20
-
-    def __init__(
-        self,
-        path: Path,
-        *,
-        truncate: bool,
-        hasher: Any = None,
-        fd: int | None = None,
-        inline_below: int = 0,
-    ) -> None:
-        self.path = path
-        self.hasher = hasher
-        #: Chunks starting below this offset are written at once, on the caller's thread.
-        self.inline_below = inline_below
-        self.max_backlog = self.DEFAULT_BACKLOG
-        # A descriptor passed in (the destination lock's) is borrowed: written, never closed.
-        self._own_fd = fd is None
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644) if fd is None else fd
-        # Usually the file is the empty one the destination's lock created: no truncation then.
-        if truncate and os.fstat(self._fd).st_size:
-            os.ftruncate(self._fd, 0)
-        self._queued = 0
-        self._written = 0
-        self._error: BaseException | None = None
-        self._loop = asyncio.get_running_loop()
-        self._waiters: list[asyncio.Future[None]] = []
-        # Picked at the first queued chunk: a file written inline never touches a thread.
-        self._queue: queue.SimpleQueue[Any] | None = None
-
-    def preallocate(self, size: int) -> None:
-        """Give the file its final size up front (for writes at scattered offsets).
-
-        ``ftruncate`` makes a sparse file: instant, and blocks are allocated as they are
-        written, so a full disk still shows up as a write error, never as a wrong file.
-        """
-        if os.fstat(self._fd).st_size != size:
-            os.ftruncate(self._fd, size)
-
-    async def write(self, offset: int, data: bytes) -> None:
-        """Queue ``data`` for ``offset``; wait only if the backlog is full.
-
-        The chunk is queued before this coroutine first yields, so a caller may count it
-        as handed over as soon as it has called ``write``.
-        """
-        if self._error is not None:
-            raise self._error
-        if offset < self.inline_below and self._queued == self._written:
-            # Small files: a thread hand-off per chunk costs more than the write it saves
-            # the loop, and the writer thread competes for a core with everything else.
-            self._write_inline(offset, data)
-            return
-        if self._queue is None:
-            self._queue = _writer_thread().queue
-        self._queue.put((self, offset, data))
-        self._queued += len(data)
-        if self._queued - self._written > self.max_backlog:
-            await self._wait_for_room()
-
-    def _write_inline(self, offset: int, data: bytes) -> None:
-        try:
-            if self.hasher is not None:
-                self.hasher.update(data)
-            _pwrite_all(self._fd, data, offset)
-        except BaseException as exc:
-            self._error = exc
-            raise
-        self._queued += len(data)
-        self._written += len(data)
-
-    def _full(self) -> bool:
-        return self._queued - self._written > self.max_backlog // 2 and self._error is None
-
-    async def _wait_for_room(self) -> None:
-        while self._full():
-            w = self._loop.create_future()
-            self._waiters.append(w)
-            # Re-check after publishing the waiter: the thread may have caught up in between.
-            if not self._full():
-                break
-            await w
-        if self._error is not None:
-            raise self._error
-
-    def _wake(self) -> None:
-        waiters, self._waiters = self._waiters, []
-        for w in waiters:
-            if not w.done():
-                w.set_result(None)
-
-    async def flush(self) -> None:
-        """Wait until every chunk queued so far is in the file (the page cache, not the platter)."""
-        if self._fd < 0:
-            return
-        if self._queued != self._written:
-            done = _Done(self._loop.create_future())
-            self._queue.put((self, done))  # type: ignore[union-attr]
-            await done.future  # type: ignore[misc]
-        if self._error is not None:
-            raise self._error
-
-    def _flush(self, offset: int, bufs: list[bytes]) -> None:
-        """Called on the writer thread."""
-        if self._error is None:
-            try:
-                if self.hasher is not None:
-                    for b in bufs:
-                        self.hasher.update(b)
-                _pwritev_all(self._fd, bufs, offset)
-            except BaseException as exc:  # noqa: BLE001 - handed to the loop thread, which raises it
-                self._error = exc
-        self._written += sum(len(b) for b in bufs)
-        if self._waiters and not self._full():
-            try:
-                self._loop.call_soon_threadsafe(self._wake)
-            except RuntimeError:
-                pass  # the loop has closed
-
-    async def close(self) -> None:
-        """Write everything queued and close the file; raise a write error if one happened."""
-        if self._fd < 0:
-            return
-        try:
-            await self.flush()
-        finally:
-            self._close_fd()
-
-    def close_now(self) -> None:
-        """Blocking close for cleanup paths that cannot await (what is queued is still written)."""
-        if self._fd < 0:
-            return
-        if self._queued != self._written:
-            done = _Done()
-            self._queue.put((self, done))  # type: ignore[union-attr]
-            done.event.wait()  # type: ignore[union-attr]
-        self._close_fd()
-
-    def _close_fd(self) -> None:
-        if self._fd >= 0:
-            if self._own_fd:
-                os.close(self._fd)
-            self._fd = -1
-            self._wake()
-
-
-def _pwritev_all(fd: int, bufs: list[bytes], offset: int) -> None:
-    pwritev = getattr(os, "pwritev", None)
-    if pwritev is None:  # Windows, older macOS
-        for b in bufs:
-            _pwrite_all(fd, b, offset)
-            offset += len(b)
-        return
-    total = sum(len(b) for b in bufs)
-    n = pwritev(fd, bufs, offset)
-    if n < total:
-        # Short writes are rare (signals, some filesystems); finish the rest plainly.
-        _pwrite_all(fd, b"".join(bufs)[n:], offset + n)
-
-
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
-    view = memoryview(data)
-    while view:
-        if hasattr(os, "pwrite"):
-            n = os.pwrite(fd, view, offset)
-        else:
-            os.lseek(fd, offset, os.SEEK_SET)
-            n = os.write(fd, view)
-        if n == 0:
-            raise OSError(errno.EIO, "write returned 0 bytes")
-        view = view[n:]
-        offset += n
-
-
 __all__ = [
     "PartState",
-    "PartWriter",
+    "RECORD_VERSION",
     "DestinationLock",
     "part_path",
     "sidecar_path",

@@ -34,6 +34,7 @@ import aiohttp
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from ._writer import PartWriter
 from . import _files, _segments
 from . import _hls_playlist as pl
 from ._errors import (
@@ -458,7 +459,7 @@ class _Stream:
         job = self.job
         lock = _files.DestinationLock(self.dest)
         exists = await lock.acquire()
-        writer: _files.PartWriter | None = None
+        writer: PartWriter | None = None
         try:
             if exists and not job.overwrite:
                 return await existing_result(self.dest, playlist_url, job.sha256, job.t0, self.tracker)
@@ -484,7 +485,7 @@ class _Stream:
                 self.hasher = hashlib.sha256()
                 if self.pos:
                     await asyncio.to_thread(_files.hash_file, part, self.pos, self.hasher)
-            writer = _files.PartWriter(part, truncate=self.pos == 0, hasher=self.hasher)
+            writer = PartWriter(part, truncate=self.pos == 0, hasher=self.hasher)
             source = self._live_items() if self.live else _aiter(items[len(self.records) :])
             await self._pipeline(source, writer)
             w, writer = writer, None
@@ -575,7 +576,7 @@ class _Stream:
 
     # ------------------------------------------------------------------ fetching in order
 
-    async def _pipeline(self, source: AsyncIterator[pl.Item], writer: _files.PartWriter) -> None:
+    async def _pipeline(self, source: AsyncIterator[pl.Item], writer: PartWriter) -> None:
         """Fetch up to ``connections`` items at once; append them strictly in playlist order.
 
         At most twice ``connections`` items are in flight or waiting in memory, so a slow
@@ -619,7 +620,7 @@ class _Stream:
             )
         return data
 
-    async def _append(self, writer: _files.PartWriter, item: pl.Item, data: bytes) -> None:
+    async def _append(self, writer: PartWriter, item: pl.Item, data: bytes) -> None:
         self._check_size(self.pos + len(data))
         await writer.write(self.pos, data)
         self.records.append([self.pos, self.pos + len(data), len(data)])
@@ -776,7 +777,7 @@ class _Stream:
 # --------------------------------------------------------------------------- helpers
 
 
-async def _close_quietly(writer: _files.PartWriter) -> None:
+async def _close_quietly(writer: PartWriter) -> None:
     try:
         await writer.close()
     except Exception:  # the error that got us here is the one to report

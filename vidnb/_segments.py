@@ -8,7 +8,7 @@ the engine streams it as one connection.
 How the work is shared
     The file is cut into :class:`Segment` ``[start, end)`` pieces, each with ``done`` bytes
     on disk. A worker (one connection) fetches ``[start + done, end)`` with one ranged GET
-    and writes each chunk at its offset through the shared :class:`~vidnb._files.PartWriter`
+    and writes each chunk at its offset through the shared :class:`~vidnb.PartWriter`
     of the preallocated ``.part``. An idle worker takes a piece nobody is fetching; when
     none is left it cuts the largest unfinished piece in two and takes the back half, and
     the worker on the front half stops at the new end. That one mechanism spreads the
@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Protocol
 
+from ._writer import PartWriter
 from . import _files
 from ._errors import IncompleteDownloadError, wait_or_raise
 from ._headers import MAX_REDIRECTS, content_range, raise_for_status
@@ -257,7 +258,7 @@ class SegmentedFetch:
         self.final_url = url
         self._workers: set[asyncio.Task[None]] = set()
         self._outcome: asyncio.Future[None] | None = None
-        self._writer: _files.PartWriter | None = None
+        self._writer: PartWriter | None = None
 
     # ------------------------------------------------------------------ running
 
@@ -270,7 +271,7 @@ class SegmentedFetch:
         loop = asyncio.get_running_loop()
         self._outcome = loop.create_future()
         part = _files.part_path(self.dest)
-        self._writer = _files.PartWriter(part, truncate=self.fresh)
+        self._writer = PartWriter(part, truncate=self.fresh)
         helpers: list[asyncio.Task[None]] = []
         ok = False
         try:
