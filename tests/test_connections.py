@@ -1,6 +1,6 @@
 """Several connections for one file: ranges fetched at once, resumed piece by piece, verified.
 
-Sizes are chosen against ``_segments.MIN_SPLIT`` (512 KiB): pieces of a 3 MiB file split
+Sizes are chosen against ``_pieces.MIN_SPLIT`` (512 KiB): pieces of a 3 MiB file split
 four ways are under twice that, so no piece is ever cut again and the requests the server
 sees are exactly the planned ones.
 """
@@ -12,10 +12,10 @@ import json
 import re
 
 import pytest
-from conftest import leftovers, make_video, sha
+from helpers import leftovers, make_video, sha
 
 import vidnb
-from vidnb import _files, _segments
+from vidnb import _files, _options
 
 FAST = vidnb.Retry(total=5, backoff=0.01)
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)$")
@@ -211,11 +211,11 @@ async def test_auto_adds_connections_when_each_one_is_capped(serve, dest):
 
 def test_a_batch_pool_holds_what_its_downloads_may_open():
     # "auto" may reach AUTO_MAX ranges; the default 1 still means a few segments for HLS.
-    assert _segments.most_connections("auto") == _segments.AUTO_MAX
-    assert _segments.most_connections(1) == _segments.HLS_SEGMENTS
-    assert _segments.most_connections(8) == 8
+    assert _options.most_connections("auto") == _options.AUTO_MAX
+    assert _options.most_connections(1) == _options.HLS_SEGMENTS
+    assert _options.most_connections(8) == 8
     with pytest.raises(ValueError, match="connections"):
-        _segments.most_connections("many")
+        _options.most_connections("many")
 
 
 async def test_a_batch_with_a_bad_connections_value_makes_no_request(serve, video, tmp_path):
@@ -225,7 +225,7 @@ async def test_a_batch_with_a_bad_connections_value_makes_no_request(serve, vide
     assert route.requests == []
 
 
-@pytest.mark.parametrize("bad", [0, -1, _segments.MAX_CONNECTIONS + 1, "many", True, 2.0])
+@pytest.mark.parametrize("bad", [0, -1, _options.MAX_CONNECTIONS + 1, "many", True, 2.0])
 async def test_bad_connections_value_is_refused(bad, dest):
     with pytest.raises(ValueError, match="connections"):
         await vidnb.download("http://127.0.0.1:1/x.mp4", dest, connections=bad, progress=False)

@@ -10,14 +10,12 @@ import json
 import logging
 from pathlib import Path
 
+import hls_streams as hs
 import pytest
+from helpers import Route, files_written, leftovers
 
 import vidnb
-from vidnb import _files, _hls, _hls_playlist
-from vidnb import LiveStreamError, UnsupportedEncryptionError
-
-import hls_streams as hs
-from conftest import files_written, leftovers
+from vidnb import LiveStreamError, UnsupportedEncryptionError, _files, _hls_playlist, _strategy
 
 FAST = vidnb.Retry(total=3, backoff=0.01)
 DURATION = 3.0
@@ -383,7 +381,7 @@ async def test_cancelled_download_keeps_its_part_and_the_next_call_finishes(tree
 
 async def test_playlist_at_a_url_without_m3u8_is_sniffed(server, tree, streams, tmp_path):
     base, routes = tree()
-    stream_route = vidnb.demo.Route(routes["ts/index.m3u8"].data, content_type="application/vnd.apple.mpegurl")
+    stream_route = Route(routes["ts/index.m3u8"].data, content_type="application/vnd.apple.mpegurl")
     url = server.add(base.removeprefix(server.url("")) + "ts/stream", stream_route)
     result = await vidnb.download(url, tmp_path, progress=False)
     assert result.path == tmp_path / "stream.ts" and result.format == "ts"
@@ -416,4 +414,4 @@ async def test_live_playlist_is_recorded_for_the_duration_asked(tree, streams, t
 
 
 def test_is_hls_url():
-    assert _hls.is_hls_url("https://x/a/b.m3u8?token=1") and not _hls.is_hls_url("https://x/a.mp4")
+    assert _strategy.is_hls_url("https://x/a/b.m3u8?token=1") and not _strategy.is_hls_url("https://x/a.mp4")

@@ -7,20 +7,34 @@ that fits the URL.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import logging
 import os
+import stat
+import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping, Union
+from typing import Union
 
 import aiohttp
 
-from ._errors import VidnbError
+from . import _http
+from ._errors import DestinationError, VidnbError, raise_translated
+from ._fetch import HandOff
+from ._fetch_stream import FileFetcher, FirstAnswer
+from ._http import new_session
 from ._options import Connections, Options, Retry, make_options
-from ._progress import ProgressOption
+from ._progress import ProgressOption, Tracker, make_reporter
 from ._result import DownloadResult
-from ._urls import redact_url
+from ._retry import Retries
+from ._sniff import is_hls_playlist, sniff
+from ._strategy import choose
+from ._transfer import existing_result, transfer
+from ._urls import redact_url, server_filename, validate_url
 
-__all__ = ["download", "download_with", "save_video_from_url", "PathLike"]
+__all__ = ["download", "download_with", "save_video_from_url", "resolve_dest", "PathLike"]
 
 log = logging.getLogger("vidnb")
 
@@ -131,9 +145,134 @@ async def download_with(
     url: str, dest: PathLike | None, opts: Options, session: aiohttp.ClientSession | None = None
 ) -> DownloadResult:
     """:func:`download` with options already checked (what batches and the panel call per item)."""
-    from . import _download
+    t0 = time.monotonic()
+    url = validate_url(url)
+    folder, path, exists = resolve_dest(dest)
+    if session is not None:
+        return await _download(url, folder, path, exists, opts, session, t0)
+    async with new_session() as own:
+        return await _download(url, folder, path, exists, opts, own, t0)
 
-    return await _download.run(url, dest, opts, session)
+
+async def _download(
+    url: str, folder: Path, path: Path | None, exists: bool, opts: Options, session: aiohttp.ClientSession, t0: float
+) -> DownloadResult:
+    first = choose(url=url, record=None, answer=None, connections=opts.connections)
+    if exists and not opts.overwrite:
+        assert path is not None
+        return await existing_result(path, url, opts.sha256, t0, Tracker(make_reporter(opts.progress), path.name))
+    if first.step == "hls":
+        return await _hls(url, folder, path, opts, session, t0)
+    tracker = Tracker(make_reporter(opts.progress), path.name if path else "")
+    shown = redact_url(url)
+    if path is not None:
+        outcome = await transfer(path, FileFetcher(url, session, opts), opts, tracker, url=url, shown_url=shown, t0=t0)
+    else:
+        outcome = await _into_folder(url, folder, opts, session, tracker, t0, probe=first.probe)
+    if isinstance(outcome, HandOff):
+        # The body was a playlist (a URL without .m3u8): fetch the stream it lists.
+        return await _hls(outcome.url, folder, path, opts, session, t0)
+    return outcome
+
+
+async def _into_folder(
+    url: str, folder: Path, opts: Options, session: aiohttp.ClientSession, tracker: Tracker, t0: float, *, probe: bool
+) -> DownloadResult | HandOff:
+    """A download whose file is named by the server: the first answer names it, then the lifecycle runs."""
+    shown = redact_url(url)
+    log.info("downloading %s -> %s/", shown, folder)
+    retries = Retries(opts.retry)
+    failures = 0
+    while True:
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                resp = await stack.enter_async_context(
+                    _http.get(session, url, opts.headers, opts.timeout, byte_range=(0, None) if probe else None)
+                )
+                # The name may depend on the first bytes (the extension), so read them now.
+                head = await _http.read_head(resp)
+            except Exception as exc:
+                failures += 1
+                await retries.wait(exc, failures, what="the download", url=shown)
+                continue
+            fmt = sniff(head)
+            if fmt is None and is_hls_playlist(head):
+                return HandOff(str(resp.url))
+            ext = fmt.extension if fmt else None
+            name = server_filename(str(resp.url), resp.headers.get("Content-Disposition"), ext)
+            fetcher = FileFetcher(url, session, opts, FirstAnswer(resp, head, 0 if probe else None))
+            return await transfer(
+                folder / name, fetcher, opts, tracker, url=url, shown_url=shown, t0=t0, retries=retries
+            )
+
+
+async def _hls(
+    url: str, folder: Path, path: Path | None, opts: Options, session: aiohttp.ClientSession, t0: float
+) -> DownloadResult:
+    # Imported on first use: HLS pulls in m3u8 and cryptography (~50 ms), which a plain
+    # video download never needs.
+    from ._fetch_hls import HlsFetcher, HlsSource
+
+    source = HlsSource(session, opts)
+
+    async def one(fetcher: HlsFetcher) -> DownloadResult:
+        tracker = Tracker(make_reporter(opts.progress), fetcher.dest.name)
+        outcome = await transfer(
+            fetcher.dest, fetcher, opts, tracker, url=plan.playlist_url, shown_url=fetcher.shown, t0=t0,
+            retries=source.retries,
+        )
+        assert isinstance(outcome, DownloadResult)  # an HLS fetcher never hands off
+        return outcome
+
+    try:
+        plan = await source.plan(url, folder, path)
+        audio = plan.audio
+        if audio is None:
+            return await one(plan.video)
+        if plan.video.live:
+            # Both recordings must cover the same minutes of the broadcast: run them side by side.
+            _, result = await asyncio.gather(one(audio), one(plan.video))
+        else:
+            # Audio first: the video appears at dest only once everything it needs is on disk,
+            # so a complete dest means a complete pair and a re-run can skip at once.
+            await one(audio)
+            result = await one(plan.video)
+    finally:
+        source.drop_keys()
+    log.info(
+        "%s has no audio of its own; its audio is in %s. To make one file: ffmpeg -i %s -i %s -c copy out.mp4",
+        result.path, audio.dest, result.path, audio.dest,
+    )
+    return dataclasses.replace(result, audio=audio.dest)
+
+
+def resolve_dest(dest: PathLike | None) -> tuple[Path, Path | None, bool]:
+    """Return (folder, file path or None when the name comes from the server, whether that file exists)."""
+    if dest is None:
+        return Path.cwd(), None, False
+    raw = os.fspath(dest)
+    if not raw:
+        raise DestinationError("dest is empty; give a file path or a folder.", raw)
+    p = Path(raw).expanduser()
+    parent = p.parent
+    try:
+        try:
+            st = os.stat(p)
+        except (FileNotFoundError, NotADirectoryError):
+            st = None
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            return p, None, False
+        if raw.endswith(("/", os.sep)):
+            p.mkdir(parents=True, exist_ok=True)
+            return p, None, False
+        if st is not None or parent.is_dir():  # the usual case: one or two stats, no mkdir
+            return parent, p, st is not None
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise_translated(exc, path=p)
+    if not parent.is_dir():
+        raise DestinationError(f"{parent} is not a folder; choose a path inside a folder.", p)
+    return parent, p, False
 
 
 async def save_video_from_url(url: str, save_path: PathLike) -> Path | None:

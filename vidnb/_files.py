@@ -20,11 +20,13 @@ import logging
 import os
 import shutil
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ._errors import DestinationError
 from ._fmt import human_bytes
+from ._sniff import SNIFF_BYTES
 
 try:
     import fcntl
@@ -118,7 +120,7 @@ class PartState:
         total = raw.get("total")
         return cls(
             url=raw["url"],
-            kind=kind,  # type: ignore[arg-type]  # checked against _KINDS above
+            kind=kind,  # narrowed by the check against _KINDS above
             etag=_str_or_none(raw.get("etag")),
             last_modified=_str_or_none(raw.get("last_modified")),
             total=total if type(total) is int else None,
@@ -159,6 +161,12 @@ def _save_state(path: Path, text: str) -> None:
     tmp.write_text(text, encoding="utf-8")
     # The rename makes the update atomic: a reader sees the old state or the new one, never half.
     os.replace(tmp, path)
+
+
+def read_head(path: Path, n: int = SNIFF_BYTES) -> bytes:
+    """The first bytes of a file on disk, to sniff."""
+    with open(path, "rb") as f:
+        return f.read(n)
 
 
 def hash_file(path: Path, limit: int | None = None, hasher: Any = None) -> str:
@@ -437,6 +445,7 @@ __all__ = [
     "save_state",
     "write_state",
     "hash_file",
+    "read_head",
     "discard_part",
     "remove_quietly",
     "check_free_space",

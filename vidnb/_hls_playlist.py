@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Literal
+from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
 
 import m3u8
 
 from ._errors import LiveStreamError, NotAVideoError, UnsupportedEncryptionError
-from ._variant import VariantChoice, parse_variant
 from ._urls import filename_from_url, redact_url, safe_filename
+from ._variant import VariantChoice, parse_variant
 
 __all__ = [
     "UnsupportedEncryptionError",
@@ -224,7 +225,9 @@ def _byterange(value: str | None, url: str, ends: dict[str, int]) -> tuple[int, 
     elif url in ends:
         offset = ends[url]
     else:
-        raise NotAVideoError(f"EXT-X-BYTERANGE {value!r} for {redact_url(url)} has no offset and follows no earlier range.")
+        raise NotAVideoError(
+            f"EXT-X-BYTERANGE {value!r} for {redact_url(url)} has no offset and follows no earlier range."
+        )
     ends[url] = offset + length
     return offset, length
 

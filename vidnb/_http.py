@@ -14,8 +14,8 @@ import functools
 import os
 import ssl
 import urllib.request
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import AsyncIterator, Mapping
 
 import aiohttp
 
@@ -129,7 +129,7 @@ def continues(resp: aiohttp.ClientResponse, start: int, total: int | None = None
     if resp.status != 206:
         return RangeAnswer(False, False, None)
     got_start, got_total = content_range(resp.headers.get("Content-Range"))
-    if got_start != start or got_total is None or (total is not None and got_total != total):
+    if got_start != start or (total is not None and got_total != total):
         return RangeAnswer(False, True, got_total)
     return RangeAnswer(True, False, got_total)
 

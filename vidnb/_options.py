@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Literal, Mapping, TypedDict, Union
+from typing import TYPE_CHECKING, Literal, TypedDict, Union
 
 import aiohttp
 
@@ -195,7 +196,9 @@ def check_connections(connections: object) -> Connections:
     if connections == "auto":
         return "auto"
     if isinstance(connections, bool) or not isinstance(connections, int) or not 1 <= connections <= MAX_CONNECTIONS:
-        raise ValueError(f'connections must be a whole number from 1 to {MAX_CONNECTIONS} or "auto", not {connections!r}')
+        raise ValueError(
+            f'connections must be a whole number from 1 to {MAX_CONNECTIONS} or "auto", not {connections!r}'
+        )
     return connections
 
 

@@ -1,9 +1,10 @@
 """The one retry rule every fetcher follows.
 
-An attempt is a request. What is limited is *failures in a row*: a request that brought
-bytes resets the count, so a long download over a flaky link keeps going as long as it
-moves, and a server that keeps failing is given up on after ``Retry.total`` tries. Every
-retry is logged the same way, at WARNING.
+An attempt is a request. What is limited is *failures in a row*: a request that brought at
+least :data:`PROGRESS` bytes before it failed resets the count, so a long download over a
+flaky link keeps going as long as it moves, while a server that keeps failing (or trickles
+a few bytes and stalls) is given up on after ``Retry.total`` tries. Every retry is logged
+the same way, at WARNING.
 """
 
 from __future__ import annotations
@@ -15,9 +16,21 @@ from pathlib import Path
 from ._errors import raise_translated, translate
 from ._options import Retry
 
-__all__ = ["Retries"]
+__all__ = ["Retries", "PROGRESS", "failures_after"]
 
 log = logging.getLogger("vidnb")
+
+#: Bytes a failed request must have brought to count as progress.
+PROGRESS = 1 << 20
+
+
+def failures_after(failures: int, brought: int) -> int:
+    """The failures in a row once a request that brought ``brought`` bytes has failed.
+
+    >>> failures_after(3, 10), failures_after(3, PROGRESS)
+    (4, 1)
+    """
+    return 1 if brought >= PROGRESS else failures + 1
 
 
 class Retries:

@@ -68,9 +68,9 @@ class _WriterThread:
                 if bufs:
                     run._flush(start, bufs)  # type: ignore[union-attr]
                     bufs = []
-                item[1].fire(writer._loop)  # type: ignore[misc]
+                item[1].fire(writer._loop)
                 continue
-            offset, data = item[1], item[2]  # type: ignore[misc]
+            offset, data = item[1], item[2]
             if bufs and (writer is not run or offset != end or len(bufs) >= 64):
                 run._flush(start, bufs)  # type: ignore[union-attr]
                 bufs = []

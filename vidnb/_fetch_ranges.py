@@ -1,0 +1,406 @@
+"""Multi-connection downloads: one file fetched as byte ranges, at once, into one ``.part``.
+
+The file fetcher (:mod:`vidnb._fetch_stream`) sends the first request with ``Range: bytes=0-``.
+A 206 answer proves the server does ranges and gives the total size; that response and the
+rest of the work come here, to :class:`RangesFetcher`. A 200 answer means no ranges: the
+file fetcher streams it as one connection.
+
+How the work is shared
+    The file is cut into :class:`Segment` ``[start, end)`` pieces, each with ``done`` bytes
+    on disk. A worker (one connection) fetches ``[start + done, end)`` with one ranged GET
+    and writes each chunk at its offset through the shared :class:`~vidnb.PartWriter`
+    of the preallocated ``.part``. An idle worker takes a piece nobody is fetching; when
+    none is left it cuts the largest unfinished piece in two and takes the back half, and
+    the worker on the front half stops at the new end. That one mechanism spreads the
+    initial plan, lets a fast connection help a slow one near the end, and lets ``"auto"``
+    add connections at any time.
+
+What survives an interruption
+    Every ``SAVE_EVERY`` seconds, and once more when the run stops for any reason, the
+    pieces go to the resume record as ``segments=[[start, end, done], ...]``. Only bytes the
+    writer has written are recorded (it is flushed first), so a killed process never
+    claims bytes that are not in the file. The next call asks only for what is missing.
+
+Failures
+    A piece whose connection breaks or times out (or gets a 408/429/5xx) is retried on
+    its own, from where it stopped, with the call's backoff; the others keep going.
+    Each 206 must start where asked and carry the same total and validators; anything
+    else stops every piece, and the outcome tells the file fetcher to start over.
+
+``connections="auto"``
+    One connection first. Every ``AUTO_WINDOW`` seconds the bytes received are measured.
+    A connection faster than ``FAST_CONNECTION`` is left alone: on a fast link the client
+    is CPU-bound and more connections only cost. A slower one looks capped by the server
+    or the path, so connections are added up to the count that would reach
+    ``AUTO_TARGET_RATE`` if each new one is as fast as the current ones (at least double,
+    at most ``AUTO_MAX``); after each step the rate per connection must stay at least
+    ``AUTO_FLAT`` of what it was, or nothing more is added (the cap is then on the whole
+    link). Nothing is added when less than ``AUTO_MIN_LEFT_S`` of work is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import aiohttp
+
+from . import _files, _http
+from ._errors import IncompleteDownloadError
+from ._fetch import Part
+from ._headers import raise_for_status
+from ._options import AUTO_MAX, Connections, Options
+from ._pieces import MIN_SPLIT, Segment, align, same_validators
+from ._retry import failures_after
+from ._writer import PartWriter
+
+__all__ = ["RangesFetcher", "RangesOutcome", "SAVE_EVERY"]
+
+log = logging.getLogger("vidnb")
+
+#: Seconds between record updates while pieces run.
+SAVE_EVERY = 1.0
+#: Each window costs the connections not yet opened: 0.1 s put "auto" 1.23-1.31x behind the
+#: best fixed count on a 200 MiB throttled file; 0.05 s measured 0.99-1.13x.
+AUTO_WINDOW = 0.05
+FAST_CONNECTION = 64 * 1024 * 1024
+#: High on purpose: a short first window over-reads a server's initial burst, and a lower
+#: target then stopped short of the count the throttle needs.
+AUTO_TARGET_RATE = 1024 * 1024 * 1024
+AUTO_FLAT = 0.6
+AUTO_MIN_LEFT_S = 0.3
+
+
+@dataclass(frozen=True)
+class RangesOutcome:
+    """How a multi-connection run ended."""
+
+    final_url: str
+    content_type: str | None
+    #: Why the file must be fetched again from zero (the server's file changed, or its ranges
+    #: are wrong), or None when every piece is in.
+    restart: str | None = None
+    #: The ranges came back wrong (not merely a changed file): do not use ranges again.
+    mismatch: bool = False
+
+
+class _Restart(Exception):
+    """A piece found the file cannot be continued; it ends the run (never leaves this module)."""
+
+    def __init__(self, reason: str, mismatch: bool) -> None:
+        super().__init__(reason)
+        self.mismatch = mismatch
+
+
+class RangesFetcher:
+    """Fetch the unfinished :class:`~vidnb._pieces.Segment` pieces of one file over several connections.
+
+    Parameters
+    ----------
+    session : aiohttp.ClientSession
+    url : str
+        Where to send the ranged requests (the final URL after redirects, when known).
+    opts : Options
+        Headers, timeout and retry policy of the download.
+    part : Part
+        The locked ``.part`` (bytes, record, progress, retries).
+    state : PartState
+        URL, validators and total; ``segments`` is kept up to date here.
+    segments : list of Segment
+        The pieces; those with bytes left are fetched.
+    connections : int or "auto"
+        Workers to run at once (``"auto"``: start with one, see the module docstring).
+    shown_url : str
+        The URL for messages (credentials removed).
+    fresh : bool
+        True for a new download (the ``.part`` is truncated and preallocated).
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        url: str,
+        opts: Options,
+        part: Part,
+        state: _files.PartState,
+        segments: list[Segment],
+        connections: Connections,
+        shown_url: str,
+        fresh: bool,
+    ) -> None:
+        assert state.total is not None
+        self.session = session
+        self.url = url
+        self.opts = opts
+        self.part = part
+        self.state = state
+        self.total = state.total
+        self.segments = segments
+        self.auto = connections == "auto"
+        self.limit = AUTO_MAX if connections == "auto" else connections
+        self.tracker = part.tracker
+        self.shown_url = shown_url
+        self.fresh = fresh
+        self.received = 0
+        self.content_type: str | None = None
+        self.final_url = url
+        self.workers: set[asyncio.Task[None]] = set()
+        self._outcome: asyncio.Future[None] | None = None
+        self._writer: PartWriter | None = None
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self, first: aiohttp.ClientResponse | None = None, head: bytes = b"") -> RangesOutcome:
+        """Fetch every piece; ``first`` is an open 206 response for the first piece (with ``head`` already read).
+
+        Raises the error of a piece that failed more than ``retry.total`` times in a row. The
+        record is up to date afterwards.
+        """
+        loop = asyncio.get_running_loop()
+        self._outcome = loop.create_future()
+        self._writer = PartWriter(self.part.path, truncate=self.fresh)
+        helpers: list[asyncio.Task[None]] = []
+        ok = False
+        try:
+            self._writer.preallocate(self.total)
+            await self._save()
+            if first is not None:
+                self.content_type = first.headers.get("Content-Type")
+                self.final_url = str(first.url)
+                seg = self.segments[0]
+                seg.busy = True
+                self._spawn(seg, first, head)
+            if not self.auto:
+                start = self.limit
+            elif first is not None:
+                start = 1
+            else:
+                # Resuming: the unfinished pieces already say how many connections paid off.
+                start = min(AUTO_MAX, max(1, sum(1 for s in self.segments if s.left)))
+            for _ in range(start - len(self.workers)):
+                if not self.add_worker():
+                    break
+            if self.workers:
+                helpers.append(asyncio.ensure_future(self._saver()))
+                if self.auto:
+                    helpers.append(asyncio.ensure_future(_grow(self)))
+                await self._outcome
+            ok = True
+            return RangesOutcome(self.final_url, self.content_type)
+        except _Restart as exc:
+            return RangesOutcome(self.final_url, self.content_type, str(exc), exc.mismatch)
+        finally:
+            pending = [*self.workers, *helpers]
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.wait(pending)
+            await self._close_and_save(ok)
+
+    async def _close_and_save(self, ok: bool) -> None:
+        writer = self._writer
+        assert writer is not None
+        try:
+            await writer.close()
+        except BaseException:
+            # The writer failed: the bytes the pieces count may not be in the file. Keep the
+            # last record, which was saved after a successful flush.
+            if ok:
+                raise
+            return
+        if not ok or any(s.left for s in self.segments):
+            await self._save()
+
+    async def _save(self) -> None:
+        self.state.segments = [[s.start, s.end, s.done] for s in self.segments]
+        await self.part.save_record_async(self.state)
+
+    async def _saver(self) -> None:
+        writer = self._writer
+        assert writer is not None
+        while True:
+            await asyncio.sleep(SAVE_EVERY)
+            # Snapshot first, then flush: every byte counted in the snapshot was queued
+            # before the flush marker, so it is in the file when the record says so.
+            snapshot = [[s.start, s.end, s.done] for s in self.segments]
+            await writer.flush()
+            self.state.segments = snapshot
+            await self.part.save_record_async(self.state)
+
+    # ------------------------------------------------------------------ workers
+
+    def _spawn(self, seg: Segment, resp: aiohttp.ClientResponse | None = None, head: bytes = b"") -> None:
+        task = asyncio.ensure_future(self._worker(seg, resp, head))
+        self.workers.add(task)
+        task.add_done_callback(self._worker_done)
+
+    def _worker_done(self, task: asyncio.Task[None]) -> None:
+        self.workers.discard(task)
+        outcome = self._outcome
+        if outcome is None or outcome.done() or task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            outcome.set_exception(exc)
+        elif not self.workers:
+            outcome.set_result(None)
+
+    def add_worker(self) -> bool:
+        """Start a worker on a free piece (or half of the largest one); False when none is worth it."""
+        seg = self._next_segment()
+        if seg is None:
+            return False
+        self._spawn(seg)
+        return True
+
+    def _next_segment(self) -> Segment | None:
+        for seg in self.segments:
+            if not seg.busy and seg.left > 0:
+                seg.busy = True
+                return seg
+        return self._split()
+
+    def _split(self) -> Segment | None:
+        """Cut the busy piece with most bytes left in two; return the back half, now busy."""
+        best = max((s for s in self.segments if s.busy), key=lambda s: s.left, default=None)
+        if best is None or best.left < 2 * MIN_SPLIT:
+            return None
+        mid = align(best.pos + best.left // 2)
+        if mid - best.pos < MIN_SPLIT:
+            return None
+        back = Segment(mid, best.end, 0, busy=True)
+        # The front half's worker sees the new end before its next write and stops there.
+        best.end = mid
+        self.segments.insert(self.segments.index(best) + 1, back)
+        return back
+
+    async def _worker(self, seg: Segment | None, resp: aiohttp.ClientResponse | None, head: bytes) -> None:
+        while seg is not None:
+            try:
+                await self._fetch(seg, resp, head)
+            finally:
+                seg.busy = False
+            resp, head = None, b""
+            seg = self._next_segment()
+
+    async def _fetch(self, seg: Segment, resp: aiohttp.ClientResponse | None, head: bytes) -> None:
+        """Fetch what is left of ``seg``, retrying it alone on errors that may pass."""
+        failures = 0
+        while seg.left > 0:
+            before = seg.done
+            try:
+                if resp is not None:
+                    try:
+                        if head:
+                            await self._put(seg, head)
+                        await self._copy(seg, resp)
+                    finally:
+                        _http.drop(resp)
+                        resp = None
+                else:
+                    await self._request(seg)
+                if seg.left > 0:
+                    raise IncompleteDownloadError(
+                        f"{self.shown_url} ended the range at byte {seg.pos}, before {seg.end}.",
+                        received=seg.pos,
+                        expected=seg.end,
+                    )
+            except (_Restart, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                failures = failures_after(failures, seg.done - before)
+                await self.part.retries.wait(
+                    exc, failures, what=f"bytes {seg.pos}-{seg.end - 1}", url=self.shown_url, path=self.part.dest
+                )
+
+    async def _request(self, seg: Segment) -> None:
+        start = seg.pos
+        # A piece of a file that changed meanwhile must not be mixed in: If-Range makes the
+        # server answer 200 (the whole new file) instead, which is refused.
+        async with _http.get(
+            self.session, self.url, self.opts.headers, self.opts.timeout,
+            byte_range=(start, seg.end - 1), if_range=self.state.validator, check_status=False,
+        ) as resp:
+            if resp.status == 416:
+                raise _Restart(f"{self.shown_url} answered 416 to bytes={start}-: it is shorter now", False)
+            raise_for_status(resp, self.shown_url)
+            if resp.status != 206 or not same_validators(self.state.etag, self.state.last_modified, resp.headers):
+                raise _Restart(
+                    f"{self.shown_url} answered a range request with status {resp.status}"
+                    f" and ETag {resp.headers.get('ETag')}",
+                    False,
+                )
+            if not _http.continues(resp, start, self.total).ok:
+                raise _Restart(
+                    f"{self.shown_url} answered bytes={start}- with Content-Range {resp.headers.get('Content-Range')}",
+                    True,
+                )
+            if self.content_type is None:
+                self.content_type = resp.headers.get("Content-Type")
+                self.final_url = str(resp.url)
+            try:
+                await self._copy(seg, resp)
+            finally:
+                _http.drop(resp)
+
+    async def _put(self, seg: Segment, data: bytes) -> None:
+        n = min(len(data), seg.left)
+        if n <= 0:
+            return
+        pos = seg.pos
+        # Count the bytes before handing them over: a split made while write() waits for
+        # room must see them as taken. write() queues them before it first yields.
+        seg.done += n
+        self.received += n
+        assert self._writer is not None
+        await self._writer.write(pos, data if n == len(data) else data[:n])
+        self.tracker.advance(n)
+
+    async def _copy(self, seg: Segment, resp: aiohttp.ClientResponse) -> None:
+        read = resp.content.readany
+        put = self._put
+        while seg.left > 0:
+            chunk = await read()
+            if not chunk:
+                return
+            await put(seg, chunk)
+
+
+async def _grow(self: RangesFetcher) -> None:
+    """``connections="auto"``: add connections to ``self`` while the server caps each one and they keep
+    paying off (see the module docstring)."""
+    last_t, last_n = time.monotonic(), self.received
+    before: float | None = None  # rate per connection before the last step
+    while True:
+        await asyncio.sleep(AUTO_WINDOW)
+        now, n = time.monotonic(), self.received
+        active = max(1, len(self.workers))
+        rate = (n - last_n) / max(now - last_t, 1e-6)
+        last_t, last_n = now, n
+        per_conn = rate / active
+        if before is not None and per_conn < AUTO_FLAT * before:
+            log.debug("auto: %d connections, %.1f MB/s each (was %.1f); adding no more",
+                      active, per_conn / 1e6, before / 1e6)
+            return
+        if per_conn >= FAST_CONNECTION:
+            continue  # fast enough alone: more would only cost CPU
+        left = self.total - sum(s.done for s in self.segments)
+        if rate <= 0 or left / rate < AUTO_MIN_LEFT_S:
+            if rate > 0:
+                return
+            continue
+        want = min(AUTO_MAX, max(2 * active, math.ceil(AUTO_TARGET_RATE / max(per_conn, 1.0))))
+        added = 0
+        while len(self.workers) < want and self.add_worker():
+            added += 1
+        log.debug("auto: %.1f MB/s per connection; %d -> %d connections", per_conn / 1e6, active, active + added)
+        if not added or len(self.workers) >= AUTO_MAX:
+            return
+        before = per_conn
+        # Give the new connections a window to start before judging them.
+        await asyncio.sleep(AUTO_WINDOW)
+        last_t, last_n = time.monotonic(), self.received
