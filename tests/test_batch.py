@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import time
 
 import pytest
 from aiohttp import web
-from conftest import make_video, serve_many, sha, videos
+from helpers import Route, make_video, serve_many, serve_route, sha, until, videos
 
 import vidnb
 from vidnb import _files
-from vidnb.demo import Route, serve_route
 
 FAST = vidnb.Retry(total=3, backoff=0.01)
 _ids = itertools.count()
@@ -149,6 +147,22 @@ async def test_bad_urls_and_escaping_filenames_are_listed_together(tmp_path):
     assert text.startswith("2 problems") and "item 0" in text and "item 1" in text and "item 2" not in text
 
 
+def test_batch_options_are_the_download_options_that_apply_to_every_item():
+    from vidnb._many import BatchOptions
+
+    batch, one = BatchOptions.__annotations__, vidnb.DownloadOptions.__annotations__
+    assert set(batch) == set(one) - {"progress", "session", "sha256"}
+    same_type = [getattr(batch[k], "__forward_arg__", None) == getattr(one[k], "__forward_arg__", None) for k in batch]
+    assert all(same_type)
+
+
+async def test_bad_option_values_are_refused_before_any_request(serve, tmp_path):
+    url, route = serve(make_video(10_000))
+    with pytest.raises(ValueError, match="retries"):
+        await vidnb.download_many([url], tmp_path / "out", retries=-1, progress=False)
+    assert route.requests == [] and not (tmp_path / "out").exists()
+
+
 async def test_options_are_checked_before_starting(tmp_path):
     with pytest.raises(TypeError, match="unexpected option"):
         await vidnb.download_many(["https://example.com/a.mp4"], tmp_path, colour="red")
@@ -199,6 +213,25 @@ async def test_on_item_is_called_once_per_item(serve, tmp_path):
     assert all(o.ok for o in seen) and len(batch) == 5
 
 
+async def test_a_raising_on_item_is_logged_once_and_the_batch_goes_on(serve, tmp_path, caplog):
+    datas = videos(5)
+    urls, _ = serve_many(serve, datas)
+    calls = []
+
+    def broken(outcome: vidnb.ItemOutcome) -> None:
+        calls.append(outcome)
+        raise RuntimeError("bug in the callback")
+
+    batch = await vidnb.download_many(urls, tmp_path, concurrency=2, progress=False, on_item=broken)
+    assert len(batch.ok) == 5
+    for i, data in enumerate(datas):
+        assert (tmp_path / f"v{i}.mp4").read_bytes() == data
+    # Like a raising progress callable: logged once, with its error, and not called again.
+    assert len(calls) == 1
+    logged = [r for r in caplog.records if "on_item" in r.getMessage()]
+    assert len(logged) == 1 and "bug in the callback" in caplog.text
+
+
 # ---------------------------------------------------------------- re-runs and resume
 
 
@@ -228,7 +261,7 @@ async def test_partial_files_of_a_crashed_run_are_resumed(serve, tmp_path):
         assert 0 < kept[-1] <= 250_000 and _files.sidecar_path(dest).exists()
     resumed = await vidnb.download_many(urls, tmp_path, progress=False)
     assert len(resumed.ok) == 3 and all(o.result.resumed for o in resumed)
-    for i, (data, route) in enumerate(zip(datas, routes)):
+    for i, (data, route) in enumerate(zip(datas, routes, strict=True)):
         assert (tmp_path / f"v{i}.mp4").read_bytes() == data
         assert route.requests[1]["Range"] == f"bytes={kept[i]}-" and route.full_bodies == 1
     assert sorted(os.listdir(tmp_path)) == ["v0.mp4", "v1.mp4", "v2.mp4"]
@@ -239,10 +272,8 @@ async def test_cancelling_the_batch_keeps_partial_files_resumable(serve, tmp_pat
     urls, routes = serve_many(serve, datas, rate=400_000)
     task = asyncio.ensure_future(vidnb.download_many(urls, tmp_path, concurrency=2, progress=False))
     parts = [_files.part_path(tmp_path / f"v{i}.mp4") for i in range(2)]
-    deadline = time.monotonic() + 20
-    while not all(p.exists() and p.stat().st_size > 50_000 for p in parts):
-        assert time.monotonic() < deadline and not task.done(), "the downloads never started"
-        await asyncio.sleep(0.01)
+    await until(lambda: all(p.exists() and p.stat().st_size > 50_000 for p in parts), timeout=20,
+                what="the downloads to start", unless=task.done)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

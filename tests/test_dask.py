@@ -5,13 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import make_video, serve_many, sha, videos
+from helpers import make_video, run_python, serve_many, sha, until, videos
 
 import vidnb
 from vidnb import _dask, _files
@@ -72,7 +69,7 @@ async def test_an_asynchronous_client_works_too(client, serve, tmp_path):
     async with distributed.Client(client.scheduler.address, asynchronous=True) as aclient:
         batch = await vidnb.download_many(urls, tmp_path, client=aclient, partition_size=2, progress=events.append)
     assert [o.path for o in batch] == [tmp_path / f"v{i}.mp4" for i in range(4)]
-    assert all(o.path.read_bytes() == d for o, d in zip(batch, datas))
+    assert all(o.path.read_bytes() == d for o, d in zip(batch, datas, strict=True))
     assert events[-1].name == "4 of 4 files" and events[-1].done == sum(map(len, datas))
 
 async def test_relative_dest_dir_means_the_callers_folder(client, serve, tmp_path, monkeypatch):
@@ -102,6 +99,19 @@ async def test_raise_on_error_and_on_item_work_as_locally(client, serve, tmp_pat
         )
     assert "1 of 5 downloads failed" in str(info.value) and len(info.value.result.ok) == 4
     assert sorted(o.index for o in seen) == [0, 1, 2, 3, 4]
+
+
+async def test_a_raising_on_item_does_not_stop_a_cluster_batch(client, serve, tmp_path, caplog):
+    urls, _ = serve_many(serve, videos(4))
+    calls = []
+
+    def broken(outcome: vidnb.ItemOutcome) -> None:
+        calls.append(outcome)
+        raise RuntimeError("bug in the callback")
+
+    batch = await vidnb.download_many(urls, tmp_path, client=client, partition_size=2, progress=False, on_item=broken)
+    assert len(batch.ok) == 4 and all(o.path.exists() for o in batch)
+    assert len(calls) == 1 and "bug in the callback" in caplog.text
 
 
 async def test_server_names_that_collide_across_partitions_are_reported(client, serve, tmp_path):
@@ -189,7 +199,7 @@ def test_without_dask_client_gives_the_install_hint(tmp_path):
         "except ModuleNotFoundError as exc:\n"
         "    print('HINT', exc)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    out = run_python(code, tmp_path, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "HINT" in out.stdout and "pip install 'vidnb[dask]'" in out.stdout
 
@@ -255,16 +265,13 @@ async def test_a_killed_worker_is_retried_and_nothing_is_fetched_twice(client, s
                     return address, running
         return None
 
-    deadline = time.monotonic() + 30
-    while (found := victim()) is None:
-        assert time.monotonic() < deadline and not task.done(), "no partition was caught mid-download"
-        await asyncio.sleep(0.02)
-    address, running = found
+    address, running = await until(victim, timeout=30, interval=0.02,
+                                   what="a partition caught mid-download", unless=task.done)
     os.kill(pids[address], signal.SIGKILL)  # the nanny starts a new worker; the scheduler reruns the task
 
     batch = await asyncio.wait_for(task, 60)
     assert len(batch.ok) == 8, batch.failed
-    for final, data in zip(finals, datas):
+    for final, data in zip(finals, datas, strict=True):
         assert final.read_bytes() == data
     assert [r.full_bodies for r in routes] == [1] * 8  # no body fetched twice
     # The rerun continued the killed partition's partial files with Range requests.
@@ -280,10 +287,8 @@ async def test_cancelling_a_cluster_batch_leaves_files_a_rerun_completes(client,
     task = asyncio.ensure_future(
         vidnb.download_many(urls, tmp_path, client=client, partition_size=2, concurrency=2, progress=False)
     )
-    deadline = time.monotonic() + 30
-    while not any(_files.part_path(tmp_path / f"v{i}.mp4").exists() for i in range(6)):
-        assert time.monotonic() < deadline and not task.done(), "the downloads never started"
-        await asyncio.sleep(0.01)
+    await until(lambda: any(_files.part_path(tmp_path / f"v{i}.mp4").exists() for i in range(6)), timeout=30,
+                what="the downloads to start", unless=task.done)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task

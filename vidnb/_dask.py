@@ -34,13 +34,18 @@ import os
 import pickle
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from ._batch import DRAW_RATE, BatchResult, ItemOutcome, _Bars, _clash, _Job, _listing, _one_line, run_jobs, stop_task
+from ._bars import DRAW_RATE, Bars, batch_progress, stop_task
+from ._batch import run_jobs
 from ._errors import DestinationError, VidnbError
-from ._progress import ProgressEvent, ProgressOption, ProgressReporter, can_draw, make_reporter
+from ._options import Options
+from ._outcomes import BatchResult, ItemOutcome, clash
+from ._plan import Job, listing, one_line
+from ._progress import ProgressEvent, ProgressOption, ProgressReporter, State
 
 log = logging.getLogger("vidnb")
 
@@ -66,8 +71,15 @@ def _distributed() -> Any:
     return distributed
 
 
-def check_client(client: Any, partition_size: int | None, download_options: dict[str, Any]) -> None:
-    """Refuse what cannot work on a cluster, before planning or submitting anything."""
+def check_client(client: Any, partition_size: int | None, session: object = None) -> None:
+    """Refuse what cannot work on a cluster, before planning or submitting anything.
+
+    Raises ``ModuleNotFoundError`` with the install hint when Dask is not installed.
+
+    Examples
+    --------
+    >>> check_client(Client(), partition_size=None)  # doctest: +SKIP
+    """
     distributed = _distributed()
     if not isinstance(client, distributed.Client):
         raise TypeError(f"client must be a dask.distributed.Client, not {type(client).__name__}")
@@ -75,8 +87,10 @@ def check_client(client: Any, partition_size: int | None, download_options: dict
         isinstance(partition_size, bool) or not isinstance(partition_size, int) or partition_size < 1
     ):
         raise ValueError(f"partition_size must be a whole number >= 1, not {partition_size!r}")
-    if download_options.get("session") is not None:
-        raise TypeError("session= cannot be used with client=: a session belongs to one process; workers open their own")
+    if session is not None:
+        raise TypeError(
+            "session= cannot be used with client=: a session belongs to one process; workers open their own"
+        )
 
 
 # --------------------------------------------------------------------------- worker side
@@ -153,7 +167,7 @@ class _Feed:
 
 
 def _run_partition(
-    jobs: list[_Job], partition: int, concurrency: int, download_options: dict[str, Any], topic: str | None
+    jobs: list[Job], partition: int, concurrency: int, opts: Options, topic: str | None
 ) -> tuple[list[ItemOutcome], str | None, int]:
     """The Dask task: run one partition with the local engine on a private event loop.
 
@@ -165,10 +179,10 @@ def _run_partition(
     outcomes = asyncio.run(
         run_jobs(
             jobs,
+            opts,
             concurrency=concurrency,
             per_file=feed,
             on_item=feed.item_done if feed is not None else None,
-            download_options=download_options,
         )
     )
     if feed is not None:
@@ -184,7 +198,9 @@ def _portable(outcome: ItemOutcome) -> ItemOutcome:
     try:
         pickle.loads(pickle.dumps(err))
     except Exception as exc:  # noqa: BLE001 - any failure means it would not arrive
-        wrapped = VidnbError(f"{type(err).__name__}: {_one_line(err)} (this error could not be sent back from the worker: {exc})")
+        wrapped = VidnbError(
+            f"{type(err).__name__}: {one_line(err)} (this error could not be sent back from the worker: {exc})"
+        )
         return replace(outcome, error=wrapped)
     return outcome
 
@@ -197,13 +213,9 @@ class _Overall:
 
     def __init__(self, n_items: int, progress: ProgressOption) -> None:
         self.n = n_items
-        self.bars: _Bars | None = None
-        self.reporter: ProgressReporter | None = None
-        if progress == "auto" or progress is True:
-            if progress is True or can_draw():
-                self.bars = _Bars(n_items, 0, file_bars=False)
-        elif progress is not None and progress is not False:
-            self.reporter = make_reporter(progress)
+        self.bars: Bars | None
+        self.reporter: ProgressReporter | None
+        self.bars, self.reporter = batch_progress(progress, n_items, 0, file_bars=False)
         self.enabled = self.bars is not None or self.reporter is not None
         # partition -> attempt -> (ok, failed, bytes), cumulative per attempt
         self.attempts: dict[int, dict[str, tuple[int, int, int]]] = {}
@@ -232,7 +244,7 @@ class _Overall:
         failed = f", {self.failed} failed" if self.failed else ""
         return f"{self.finished} of {self.n} files{failed}"
 
-    def _event(self, state: Any) -> ProgressEvent:
+    def _event(self, state: State) -> ProgressEvent:
         elapsed = time.monotonic() - self.t0
         return ProgressEvent(self._label(), self.fetched, None, self.fetched / max(elapsed, 1e-9), elapsed, state)
 
@@ -300,13 +312,13 @@ async def _check_workers(client: Any, folder: Path) -> int:
     threads = 0
     for address, info in sorted(answers.items()):
         if isinstance(info, BaseException):
-            bad.append(f"{address}: {type(info).__name__}: {_one_line(info)}")
+            bad.append(f"{address}: {type(info).__name__}: {one_line(info)}")
         elif info["error"]:
             bad.append(f"{address}: {info['error']}")
         else:
             threads += int(info["nthreads"])
     if bad:
-        listed = _listing(bad)
+        listed = listing(bad)
         raise DestinationError(
             f"{len(bad)} of {len(answers)} Dask workers cannot write to {folder}; nothing was downloaded:\n  {listed}\n"
             "dest_dir must be a folder every worker can write: a shared filesystem mounted at the same path "
@@ -327,18 +339,24 @@ def _rebase(path: Path | None, remote: Path, local: Path) -> Path | None:
 
 async def download_on_cluster(
     client: Any,
-    jobs: list[_Job],
+    jobs: list[Job],
     folder: Path,
+    opts: Options,
     *,
     t0: float,
     concurrency: int,
     partition_size: int | None,
     progress: ProgressOption,
-    raise_on_error: bool,
-    on_item: Callable[[ItemOutcome], Any] | None,
-    download_options: dict[str, Any],
+    on_item: Callable[[ItemOutcome], Any] | None = None,
 ) -> BatchResult:
-    """The ``client=`` branch of :func:`vidnb.download_many` (arguments already checked and planned)."""
+    """The ``client=`` side of :func:`vidnb.download_many` (arguments already checked, items planned).
+
+    Examples
+    --------
+    >>> batch = await download_on_cluster(client, jobs, Path("/shared/videos"), make_options(),
+    ...                                   t0=time.monotonic(), concurrency=8, partition_size=None,
+    ...                                   progress=False)  # doctest: +SKIP
+    """
     distributed = _distributed()
     # Workers do not share the client's working directory; an absolute path means the same
     # folder on a shared filesystem. Outcomes are mapped back to the path the caller gave.
@@ -366,9 +384,11 @@ async def download_on_cluster(
 
         client.subscribe_topic(topic, on_event)
 
+    # A worker's progress goes to its feed: whatever the options say about progress stays here.
+    shipped = replace(opts, progress=None)
     futures = [
         client.submit(
-            _run_partition, part, i, concurrency, download_options, topic,
+            _run_partition, part, i, concurrency, shipped, topic,
             key=f"vidnb-download-many-{token}-{i}", pure=False,
         )
         for i, part in enumerate(partitions)
@@ -376,7 +396,7 @@ async def download_on_cluster(
     part_of = {f.key: i for i, f in enumerate(futures)}
     by_index: dict[int, ItemOutcome] = {}
     # Items named by the server are claimed across partitions here, as run_jobs does in one process.
-    claimed: dict[Path, _Job] = {j.dest: j for j in jobs if j.named}
+    claimed: dict[Path, Job] = {j.dest: j for j in jobs if j.named}
     job_of = {j.index: j for j in jobs}
 
     def partition_finished(future: Any, result: Any) -> None:
@@ -406,10 +426,7 @@ async def download_on_cluster(
             client.unsubscribe_topic(topic)
         await overall.close(completed)
 
-    batch = BatchResult([by_index[j.index] for j in jobs], time.monotonic() - t0)
-    if raise_on_error:
-        batch.raise_for_errors()
-    return batch
+    return BatchResult([by_index[j.index] for j in jobs], time.monotonic() - t0)
 
 
 async def _each_completed(
@@ -447,7 +464,7 @@ async def _each_completed(
     await waiter
 
 
-def _failed_partition(jobs: list[_Job], future: Any, result: Any) -> list[ItemOutcome]:
+def _failed_partition(jobs: list[Job], future: Any, result: Any) -> list[ItemOutcome]:
     """Every item of a task that did not finish (a worker died too often, it was cancelled) fails with its cause."""
     if isinstance(result, tuple) and len(result) == 3 and isinstance(result[1], BaseException):
         cause: BaseException = result[1]
@@ -456,7 +473,7 @@ def _failed_partition(jobs: list[_Job], future: Any, result: Any) -> list[ItemOu
     else:
         cause = RuntimeError(f"task {future.key} ended as {future.status}")
     err = VidnbError(
-        f"the Dask task downloading this item failed: {type(cause).__name__}: {_one_line(cause)}. "
+        f"the Dask task downloading this item failed: {type(cause).__name__}: {one_line(cause)}. "
         "Run the same batch again to retry; finished files are skipped, partial ones resumed."
     )
     err.__cause__ = cause
@@ -467,8 +484,8 @@ def _localise(
     outcome: ItemOutcome,
     remote: Path,
     local: Path,
-    claimed: dict[Path, _Job],
-    job_of: dict[int, _Job],
+    claimed: dict[Path, Job],
+    job_of: dict[int, Job],
     by_index: dict[int, ItemOutcome],
 ) -> ItemOutcome:
     """Map worker paths back to the caller's folder, and catch server-named clashes across partitions.
@@ -488,10 +505,7 @@ def _localise(
             earlier = by_index.get(owner.index)
             if not result.skipped and earlier is not None and earlier.result is not None and earlier.result.skipped:
                 claimed[result.path] = job
-                by_index[owner.index] = _clash(owner, job, result.path)
+                by_index[owner.index] = clash(owner, job, result.path)
             else:
-                return _clash(job, owner, result.path)
+                return clash(job, owner, result.path)
     return ItemOutcome(outcome.index, outcome.url, path, result, outcome.error, outcome.source)
-
-
-
