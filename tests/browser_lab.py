@@ -16,10 +16,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from helpers import wait_until
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -71,7 +72,7 @@ class Lab:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60.0) -> "Lab":
+    def start(self, timeout: float = 60.0) -> Lab:
         env = {**os.environ, **self.env}
         for var, sub in [
             ("JUPYTER_CONFIG_DIR", "config"),
@@ -102,20 +103,25 @@ class Lab:
             cmd, cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         log.close()
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited early:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.base}/api/status?token={self.token}", timeout=2) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"jupyter lab did not answer in {timeout} s:\n{self.log_path.read_text()[-3000:]}")
-            time.sleep(0.1)  # polling a condition with a deadline, not synchronising on time
+        proc = self.proc
+        try:
+            wait_until(self._answers, timeout=timeout, interval=0.1, what="jupyter lab to answer",
+                       unless=lambda: proc.poll() is not None)
+        except AssertionError:
+            exited = proc.poll() is not None
+            self.stop()
+            raise RuntimeError(
+                f"jupyter lab {'exited early' if exited else f'did not answer in {timeout} s'}:\n"
+                f"{self.log_path.read_text()[-3000:]}"
+            ) from None
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.base}/api/status?token={self.token}", timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
 
     def stop(self) -> None:
         if self.proc is None:

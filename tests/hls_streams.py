@@ -29,8 +29,9 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from helpers import LocalServer, Route
 
-from vidnb.demo import LocalServer, Route, sample_path
+from vidnb.demo import sample_path
 
 #: Why tests that need ffmpeg skip where it is missing.
 NO_FFMPEG = "ffprobe not installed (Debian package ffmpeg)"

@@ -11,10 +11,12 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from helpers import wait_until
 from jupyter_client.manager import KernelManager
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,11 +114,7 @@ class Kernel:
         while reply["parent_header"].get("msg_id") != msg_id:
             reply = self.kc.get_shell_msg(timeout=timeout)
         replied = time.monotonic()
-        deadline = replied + timeout
-        while msg_id not in self._idle:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no idle status for {code!r}")
-            time.sleep(0.01)
+        wait_until(lambda: msg_id in self._idle, timeout=timeout, interval=0.01, what=f"the idle status of {code!r}")
         with self._lock:
             outputs = [m for _, m in self.messages if m["parent_header"].get("msg_id") == msg_id
                        and m["msg_type"] in ("stream", "execute_result", "display_data", "error")]
@@ -131,11 +129,7 @@ class Kernel:
         return ex
 
     def wait_for(self, cond: Callable[[], bool], timeout: float = 30, what: str = "condition") -> None:
-        deadline = time.monotonic() + timeout
-        while not cond():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out waiting for {what}")
-            time.sleep(0.02)
+        wait_until(cond, timeout=timeout, what=what)
 
     def comm_updates(self, start: float = 0.0, end: float = float("inf")) -> list[tuple[float, dict[str, Any]]]:
         """``comm_msg`` widget state updates that arrived in ``[start, end)``."""

@@ -2,7 +2,7 @@
 
 One Lab serves a temp folder holding a copy of ``notebooks/panel.ipynb``; one browser page
 opens it, runs it, and then every test types URLs into the panel and clicks its buttons the
-way a user does. The videos come from a :class:`vidnb.demo.SampleServer` running in this
+way a user does. The videos come from a :class:`helpers.LocalSampleServer` running in this
 process (the kernel fetches them over loopback), so tests can throttle routes and read the
 requests the server received. Files land under the Lab's root, which the tests inspect
 directly. A screenshot of the panel is saved to ``artifacts/browser/`` after each test;
@@ -11,7 +11,6 @@ directly. A screenshot of the panel is saved to ``artifacts/browser/`` after eac
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -24,6 +23,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from browser_lab import CHROMIUM, CHROMIUM_ARGS, Lab, missing_requirements, open_notebook, run_cell_code
+from helpers import LocalSampleServer, Route
+from helpers import file_sha as sha
 from nb_kernel import REPO
 
 from vidnb import demo, widgets
@@ -43,16 +44,12 @@ DURATION = demo.SAMPLE_DURATION
 WAIT_MS = 20_000
 
 
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 # --------------------------------------------------------------------------- fixtures
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[demo.SampleServer]:
-    srv = demo.SampleServer().start()
+def server() -> Iterator[LocalSampleServer]:
+    srv = LocalSampleServer().start()
     yield srv
     srv.stop()
 
@@ -172,7 +169,7 @@ def cell(page: Page, marker: str) -> Locator:
 # --------------------------------------------------------------------------- tests
 
 
-def test_download_typed_url_reaches_done_and_matches_the_sample(page: Page, lab: Lab, server: demo.SampleServer):
+def test_download_typed_url_reaches_done_and_matches_the_sample(page: Page, lab: Lab, server: LocalSampleServer):
     route = server.routes["/sample.mp4"]
     requests = len(route.requests)
     row = submit(page, server.url("/sample.mp4"), "t1")
@@ -185,7 +182,7 @@ def test_download_typed_url_reaches_done_and_matches_the_sample(page: Page, lab:
 
 
 @pytest.mark.parametrize("name", ["sample.mp4", "sample.webm"])
-def test_preview_button_shows_a_video_chromium_decodes(page: Page, server: demo.SampleServer, name: str):
+def test_preview_button_shows_a_video_chromium_decodes(page: Page, server: LocalSampleServer, name: str):
     row = submit(page, server.url("/" + name), "t2-" + name.split(".")[1])
     expect_state(row, "done")
     old_src = page.evaluate("() => (document.querySelector('.vidnb-preview video') || {}).src || null")
@@ -201,9 +198,9 @@ def test_preview_button_shows_a_video_chromium_decodes(page: Page, server: demo.
     assert abs(state["duration"] - DURATION) < 0.3 and state["frames"] > 0
 
 
-def test_cancel_keeps_the_part_and_download_again_resumes(page: Page, lab: Lab, server: demo.SampleServer):
+def test_cancel_keeps_the_part_and_download_again_resumes(page: Page, lab: Lab, server: LocalSampleServer):
     data = server.samples["sample.mp4"]
-    route = demo.Route(data, rate=20_000)  # about 5 s: Cancel lands mid-way
+    route = Route(data, rate=20_000)  # about 5 s: Cancel lands mid-way
     url = server.add("/t3/sample.mp4", route)
     row = submit(page, url, "t3")
     bar = row.locator(".progress-bar")
@@ -235,7 +232,7 @@ def test_cancel_keeps_the_part_and_download_again_resumes(page: Page, lab: Lab, 
     assert sum("Range" in h for h in route.requests) == 1
 
 
-def test_errors_show_in_the_row_or_panel_and_write_nothing(page: Page, lab: Lab, server: demo.SampleServer):
+def test_errors_show_in_the_row_or_panel_and_write_nothing(page: Page, lab: Lab, server: LocalSampleServer):
     row = submit(page, server.url("/status/404"), "t4")
     expect_state(row, "failed")
     expect(row.locator(".vidnb-row-info")).to_contain_text("HTTP 404")
@@ -256,7 +253,7 @@ def test_errors_show_in_the_row_or_panel_and_write_nothing(page: Page, lab: Lab,
     assert not (lab.root / "t4-invalid").exists()
 
 
-def test_background_download_keeps_going_while_the_next_cell_runs(page: Page, lab: Lab, server: demo.SampleServer):
+def test_background_download_keeps_going_while_the_next_cell_runs(page: Page, lab: Lab, server: LocalSampleServer):
     url = server.url("/slow/sample.mp4?rate=25000")  # about 4 s
     run_cell_code(page, f"task = vidnb.start({url!r}, 'bg/')  # bg-start")
     bar = cell(page, "# bg-start").locator(".widget-hprogress .progress-bar")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 
 import pytest
-from conftest import files_written, leftovers, make_video, sha
+from helpers import files_written, leftovers, make_video, run_python, sha
 
 import vidnb
 from vidnb import _files
@@ -249,7 +248,7 @@ async def test_progress_callable_sees_bytes_and_the_outcome(serve, video, dest):
     await vidnb.download(url, dest, progress=events.append)
     assert events[0].done == 0 and events[0].total == len(video)
     assert events[-1].state == "done" and events[-1].done == len(video) and events[-1].fraction == 1.0
-    assert all(a.done <= b.done for a, b in zip(events, events[1:]))
+    assert all(a.done <= b.done for a, b in zip(events, events[1:], strict=False))
 
 
 async def test_progress_reports_failure_with_its_message(serve, dest):
@@ -346,10 +345,8 @@ async def test_cancel_keeps_the_part_and_a_new_call_resumes(serve, dest):
 
 
 def test_import_is_light():
-    import subprocess
-
     code = "import sys, vidnb; print([m for m in ('tqdm', 'ipywidgets', 'IPython', 'aiohttp.web') if m in sys.modules])"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = run_python(code, check=True).stdout
     assert out.strip() == "[]"
 
 

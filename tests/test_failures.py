@@ -5,11 +5,10 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import leftovers, make_video
+from helpers import leftovers, make_video, run_cli, run_python
 
 import vidnb
 from vidnb import _files
@@ -135,9 +134,7 @@ def test_memory_stays_flat_for_a_large_file(serve, tmp_path):
         "vidnb.download_sync(sys.argv[1], sys.argv[2], progress=False)\n"
         "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code, url, str(tmp_path / "big.mp4")], capture_output=True, text=True, check=True
-    )
+    out = run_python(code, url, tmp_path / "big.mp4", check=True)
     grown_kib = int(out.stdout.strip())
     # Bounded by the writer's backlog (2 MiB) plus buffers, far below the 256 MiB file.
     assert grown_kib < 80 * 1024, f"peak RSS grew by {grown_kib} KiB"
@@ -178,12 +175,7 @@ def test_get_video_data_and_read_video(tmp_path, caplog):
 
 
 def test_demo_command_downloads_and_verifies_the_sample(tmp_path):
-    out = subprocess.run(
-        [sys.executable, "-m", "vidnb", "demo", "--dest", str(tmp_path), "-q"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out = run_cli("demo", "--dest", str(tmp_path), "-q", timeout=120)
     assert out.returncode == 0, out.stderr
     saved = tmp_path / "sample.mp4"
     assert saved.read_bytes() == sample_path("sample.mp4").read_bytes()

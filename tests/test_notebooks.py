@@ -7,13 +7,13 @@ match the bundled sample byte for byte.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from pathlib import Path
 
 import nbformat
 import pytest
+from helpers import file_sha as sha
 from nb_kernel import REPO, close_jupyter_loop
 from nbclient import NotebookClient
 
@@ -47,10 +47,6 @@ def models(nb: nbformat.NotebookNode) -> dict[str, dict]:
     return nb.metadata["widgets"][WIDGET_STATE]["state"]
 
 
-def sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def cell_with(nb: nbformat.NotebookNode, text: str) -> nbformat.NotebookNode:
     (cell,) = [c for c in nb.cells if c.cell_type == "code" and text in c.source]
     return cell
@@ -69,7 +65,8 @@ def test_quickstart_runs_offline_and_saves_the_sample(tmp_path, monkeypatch):
         views = outputs(cell_with(nb, text), WIDGET_VIEW)
         assert views, f"no progress widget in the cell with {text}"
         assert all(v["model_id"] in state for v in views)
-    assert "DownloadResult('downloads/sample.mp4', 105.4 KiB, mp4" in outputs(cell_with(nb, "await vidnb.download"), "text/plain")[-1]
+    shown = outputs(cell_with(nb, "await vidnb.download"), "text/plain")[-1]
+    assert "DownloadResult('downloads/sample.mp4', 105.4 KiB, mp4" in shown
     assert "<DownloadTask background.mp4: running" in outputs(cell_with(nb, "vidnb.start"), "text/plain")[-1]
 
     # The preview is a Video widget carrying the sample's format.

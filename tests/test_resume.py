@@ -7,13 +7,10 @@ import json
 import logging
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from conftest import make_video
+from helpers import make_video, spawn_download, until, wait_until
 
 import vidnb
 from vidnb import _files
@@ -220,32 +217,13 @@ async def test_connection_refused_is_a_network_error(dest):
 # ---------------------------------------------------------------- other processes
 
 
-def _spawn_download(url: str, dest: Path, *extra: str) -> subprocess.Popen:
-    code = (
-        "import sys, vidnb\n"
-        "r = vidnb.download_sync(sys.argv[1], sys.argv[2], progress=False)\n"
-        "print('skipped' if r.skipped else 'downloaded', r.size)\n"
-    )
-    return subprocess.Popen(
-        [sys.executable, "-c", code, url, str(dest), *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-
-
-def _wait_for(predicate, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.02)
-
-
 @pytest.mark.slow
 def test_download_killed_with_its_process_resumes_in_another(serve, dest):
     data = make_video(4 * 1024 * 1024)
     url, route = serve(data, rate=1024 * 1024)
-    proc = _spawn_download(url, dest)
+    proc = spawn_download(url, dest)
     part = _files.part_path(dest)
-    _wait_for(lambda: part.exists() and part.stat().st_size > 300_000 and _files.sidecar_path(dest).exists())
+    wait_until(lambda: part.exists() and part.stat().st_size > 300_000 and _files.sidecar_path(dest).exists())
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     kept = part.stat().st_size
@@ -260,9 +238,9 @@ def test_download_killed_with_its_process_resumes_in_another(serve, dest):
 def test_a_process_killed_before_writing_its_record_gets_that_file_again_from_zero(serve, dest):
     data = make_video(2 * 1024 * 1024)
     url, route = serve(data, pause_after=300_000)  # 300 kB in a moment, then nothing
-    proc = _spawn_download(url, dest)
+    proc = spawn_download(url, dest)
     part = _files.part_path(dest)
-    _wait_for(lambda: part.exists() and part.stat().st_size == 300_000)
+    wait_until(lambda: part.exists() and part.stat().st_size == 300_000)
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     # Killed outright in its first second: the bytes are there, the record of them is not.
@@ -284,9 +262,9 @@ def test_another_urls_record_never_describes_new_bytes(serve, dest):
     with pytest.raises(vidnb.IncompleteDownloadError):
         vidnb.download_sync(url_a, dest, retries=0, progress=False)
     assert _files.sidecar_path(dest).exists()
-    proc = _spawn_download(url_b, dest)
+    proc = spawn_download(url_b, dest)
     part = _files.part_path(dest)
-    _wait_for(lambda: part.read_bytes()[:300_000] == data_b[:300_000])
+    wait_until(lambda: part.read_bytes()[:300_000] == data_b[:300_000])
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     assert not _files.sidecar_path(dest).exists()  # a's record went before b's first byte
@@ -299,9 +277,9 @@ def test_another_urls_record_never_describes_new_bytes(serve, dest):
 def test_a_download_stalled_past_its_first_second_has_its_record(serve, dest):
     data = make_video(2 * 1024 * 1024)
     url, route = serve(data, pause_after=300_000)  # 300 kB, then the server hangs
-    proc = _spawn_download(url, dest)
+    proc = spawn_download(url, dest)
     # No more bytes arrive, yet the record is written once a second has passed.
-    _wait_for(lambda: _files.sidecar_path(dest).exists())
+    wait_until(lambda: _files.sidecar_path(dest).exists())
     proc.send_signal(signal.SIGKILL)
     proc.communicate()
     assert _files.part_path(dest).stat().st_size == 300_000
@@ -327,10 +305,8 @@ async def test_a_download_cancelled_in_its_first_second_stays_resumable(serve, d
     url, route = serve(data, pause_after=300_000)
     task = asyncio.ensure_future(vidnb.download(url, dest, progress=False))
     part = _files.part_path(dest)
-    deadline = time.monotonic() + 20
-    while not (part.exists() and part.stat().st_size == 300_000):
-        assert time.monotonic() < deadline and not task.done(), "the download never got going"
-        await asyncio.sleep(0.01)
+    await until(lambda: part.exists() and part.stat().st_size == 300_000, timeout=20,
+                what="the download to get going", unless=task.done)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -346,7 +322,7 @@ async def test_a_download_cancelled_in_its_first_second_stays_resumable(serve, d
 def test_two_processes_on_one_destination_make_one_correct_file(serve, dest):
     data = make_video(2 * 1024 * 1024)
     url, route = serve(data, rate=4 * 1024 * 1024)
-    procs = [_spawn_download(url, dest) for _ in range(2)]
+    procs = [spawn_download(url, dest) for _ in range(2)]
     outs = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
     assert sorted(o[0].split()[0] for o in outs) == ["downloaded", "skipped"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ._batch import BatchError, BatchResult, ItemOutcome, download_many, download_many_sync, read_manifest
 from ._engine import download, save_video_from_url
 from ._errors import (
     ChecksumError,
@@ -27,18 +26,23 @@ from ._errors import (
     UnsupportedEncryptionError,
     VidnbError,
 )
+from ._many import download_many, download_many_sync
 from ._options import DownloadOptions, Retry
+from ._outcomes import BatchError, BatchResult, ItemOutcome
+from ._plan import read_manifest
 from ._progress import ProgressEvent, ProgressReporter
-from ._result import DownloadResult
 from ._read import get_video_data, read_video
+from ._result import DownloadResult
 from ._runner import DownloadTask, download_sync, running_tasks, start
 
 __version__ = "0.1.0"
 
-# Names whose modules import ipywidgets / IPython: loaded on first use.
+# Loaded on first use: the widgets import ipywidgets and IPython, the demo aiohttp's server.
+# A name equal to its module's last part is that module (``vidnb.widgets``, ``vidnb.demo``).
 _LAZY = {
     "DownloadPanel": "vidnb.widgets",
     "preview": "vidnb.widgets",
+    "widgets": "vidnb.widgets",
     "demo": "vidnb.demo",
 }
 
@@ -77,11 +81,15 @@ __all__ = [
 ]
 
 def __getattr__(name: str) -> Any:
+    """Load the lazy names of :data:`_LAZY` on first access (``vidnb.widgets.EMBED_MAX_BYTES = ...``
+    works right after ``import vidnb``)."""
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'vidnb' has no attribute {name!r}")
     mod = importlib.import_module(module)
-    value = mod if module.endswith("." + name) else getattr(mod, name)
+    # Importing a submodule binds it on the package already; a name from inside one is
+    # bound here, so later lookups skip this function.
+    value = mod if module == f"{__name__}.{name}" else getattr(mod, name)
     globals()[name] = value
     return value
 
