@@ -1,20 +1,24 @@
 """The notebook widgets in-process, without a browser: preview choices and the DownloadPanel.
 
 The panel is driven the way a browser would (``button.click()``), against the bundled
-sample served by :func:`vidnb.demo.sample_server`, and its downloads run on the test's loop.
+sample served by :func:`vidnb.demo.sample_server` (or, to count what reaches the server,
+the fault server of ``helpers``), and its downloads run on the test's loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import shutil
 import threading
 import time
 import tracemalloc
 from pathlib import Path
 
+import aiohttp
 import ipywidgets
 import pytest
+from helpers import Concurrency, leftovers, run_python, serve_many, until, videos, wait_until
 
 import vidnb
 from vidnb import _files, demo, widgets
@@ -34,14 +38,6 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run in a fresh folder, as a notebook's kernel runs in the notebook's folder."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-async def until(cond, timeout: float = 15.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 # --------------------------------------------------------------------------- preview
@@ -301,7 +297,143 @@ def test_panel_made_outside_a_loop_still_downloads(srv, in_tmp):
     (row,) = panel.rows
     result = row.task._future.result(timeout=30)
     assert result.path.read_bytes() == SAMPLE
-    deadline = time.monotonic() + 10
-    while row.state != "done" and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: row.state == "done", timeout=10, interval=0.01, what="the row to be painted")
     assert row.state == "done"
+
+
+# --------------------------------------------------------------------------- the pool
+
+
+async def test_more_urls_than_the_pool_runs_queue_and_share_one_session(serve, in_tmp):
+    datas = videos(5, size=80_000)
+    at_once = Concurrency()
+    # Every body stops after 20 kB until released: the first two are caught mid-download.
+    urls, routes = serve_many(serve, datas, pause_after=20_000, concurrency=at_once)
+    panel = DownloadPanel("d", concurrency=2)
+    panel.urls.value = "\n".join(urls)
+    panel.download_button.click()
+    await until(lambda: at_once.now == 2 and [r.state for r in panel.rows[:2]] == ["downloading"] * 2,
+                what="the first two downloading")
+    assert [r.state for r in panel.rows[2:]] == ["queued"] * 3
+    assert all("vidnb-queued" in r.box._dom_classes for r in panel.rows[2:])
+    assert [len(r.requests) for r in routes] == [1, 1, 0, 0, 0]
+    session = panel.session
+    assert isinstance(session, aiohttp.ClientSession) and not session.closed
+    for route in routes:
+        route.pause_after = None
+    results = await panel.wait()
+    assert [(r.state, r.error) for r in panel.rows] == [("done", None)] * 5
+    assert [r.path.read_bytes() for r in results] == datas
+    assert at_once.peak == 2  # never more than the pool at the server, and the pool was used
+    # One session for all five: each download took over a connection the one before it left.
+    assert len(at_once.ports) <= 2 and panel._pool.sessions_made == 1
+    assert session.closed and panel.session is None  # closed once the pool drained
+    assert "5 done" in panel.message.value
+
+
+async def test_a_queued_row_cancelled_before_its_turn_is_never_requested(serve, in_tmp):
+    datas = videos(3, size=60_000)
+    urls, routes = serve_many(serve, datas, pause_after=20_000)
+    panel = DownloadPanel("d", concurrency=1)
+    panel.urls.value = "\n".join(urls)
+    panel.download_button.click()
+    first, second, third = panel.rows
+    await until(lambda: first.state == "downloading" and routes[0].requests, what="the first downloading")
+    assert second.state == third.state == "queued"
+    second.cancel_button.click()
+    await until(lambda: second.state == "cancelled", what="the queued row cancelled")
+    assert second.info.value == "cancelled while queued" and second.cancel_button.disabled
+    assert third.state == "queued"  # still waiting for the one slot
+    for route in routes:
+        route.pause_after = None
+    results = await panel.wait()
+    assert results[1] is None and [results[0].path.read_bytes(), results[2].path.read_bytes()] == [datas[0], datas[2]]
+    assert [len(r.requests) for r in routes] == [1, 0, 1]
+    assert leftovers(in_tmp / "d") == ["v0.mp4", "v2.mp4"]
+    assert "Finished: 2 done, 1 cancelled." in panel.message.value
+
+
+async def test_connections_auto_is_offered_and_taken(srv, in_tmp):
+    panel = DownloadPanel("d", connections="auto")
+    assert panel.connections.value == "auto" and panel.connections.label == "auto"
+    assert panel.options.connections == "auto"
+    panel.urls.value = srv.url("/sample.mp4")
+    panel.download_button.click()
+    (result,) = await panel.wait()
+    assert result is not None and result.path.read_bytes() == SAMPLE
+    panel.connections.value = 4  # the control offers every count the engine takes
+    panel.overwrite.value = True
+    panel.download_button.click()
+    again = await panel.rows[1].wait()
+    assert again is not None and not again.skipped and again.path.read_bytes() == SAMPLE
+
+
+async def test_a_session_given_to_the_panel_is_shared_and_left_open(srv, in_tmp):
+    async with aiohttp.ClientSession() as session:
+        panel = DownloadPanel("d", session=session, concurrency=1)
+        panel.urls.value = srv.url("/sample.mp4") + "\n" + srv.url("/sample.webm")
+        panel.download_button.click()
+        assert panel.session is session
+        results = await panel.wait()
+        assert [r.path.name for r in results] == ["sample.mp4", "sample.webm"]
+        assert not session.closed and panel.session is session and panel._pool.sessions_made == 0
+
+
+@pytest.mark.parametrize(
+    "options, error, match",
+    [
+        ({"connections": 0}, ValueError, "connections"),
+        ({"connections": "many"}, ValueError, "connections"),
+        ({"retries": -1}, ValueError, "retries"),
+        ({"retrys": 3}, TypeError, "retrys"),
+        ({"dest": "x"}, TypeError, "dest"),
+        ({"concurrency": 0}, ValueError, "concurrency"),
+        ({"concurrency": True}, ValueError, "concurrency"),
+    ],
+)
+def test_bad_options_are_refused_when_the_panel_is_made(options, error, match):
+    with pytest.raises(error, match=match):
+        DownloadPanel("d", **options)
+
+
+# --------------------------------------------------------------------------- the package's lazy names
+
+
+def test_widgets_and_demo_are_attributes_of_a_bare_import(tmp_path):
+    # A fresh interpreter: this one imported the widgets long ago.
+    shutil.copy(demo.sample_path("sample.mp4"), tmp_path / "clip.mp4")
+    code = (
+        "import sys, vidnb\n"
+        "print('ipywidgets' in sys.modules, 'IPython' in sys.modules)\n"
+        "vidnb.widgets.EMBED_MAX_BYTES = 1000\n"
+        "print(type(vidnb.preview('clip.mp4')).__name__,\n"
+        "      type(vidnb.preview('clip.mp4', embed_max_bytes=10**6)).__name__)\n"
+        "print(vidnb.demo.sample_path('sample.webm').name, vidnb.widgets is sys.modules['vidnb.widgets'])\n"
+    )
+    out = run_python(code, cwd=tmp_path, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == ["False False", "ReferencePreview Video", "sample.webm True"]
+
+
+# --------------------------------------------------------------------------- the demo's server
+
+
+async def test_the_sample_server_serves_byte_ranges_for_resuming(srv):
+    async with aiohttp.ClientSession() as session:
+        async with session.get(srv.url("/sample.mp4")) as whole:
+            assert whole.status == 200 and await whole.read() == SAMPLE
+            etag = whole.headers["ETag"]
+            assert whole.headers["Accept-Ranges"] == "bytes" and whole.headers["Content-Type"] == "video/mp4"
+        async with session.get(srv.url("/slow/sample.mp4?rate=10000000"), headers={"Range": "bytes=100-",
+                                                                               "If-Range": etag}) as part:
+            assert part.status == 206 and await part.read() == SAMPLE[100:]
+            assert part.headers["Content-Range"] == f"bytes 100-{len(SAMPLE) - 1}/{len(SAMPLE)}"
+        async with session.get(srv.url("/sample.mp4"), headers={"Range": "bytes=10-19"}) as some:
+            assert some.status == 206 and await some.read() == SAMPLE[10:20]
+        async with session.get(srv.url("/sample.mp4"), headers={"Range": "bytes=5-", "If-Range": '"other"'}) as changed:
+            assert changed.status == 200 and await changed.read() == SAMPLE  # another version: all of it
+        async with session.get(srv.url("/sample.mp4"), headers={"Range": f"bytes={len(SAMPLE)}-"}) as past:
+            assert past.status == 416 and past.headers["Content-Range"] == f"bytes */{len(SAMPLE)}"
+        async with session.head(srv.url("/sample.webm")) as head:
+            assert head.status == 200
+            assert int(head.headers["Content-Length"]) == demo.sample_path("sample.webm").stat().st_size

@@ -1,7 +1,7 @@
 """The notebook layer: the DownloadPanel widget and inline previews.
 
 This is the only part of vidnb that imports ipywidgets and IPython; ``import vidnb``
-loads it on first use of :class:`DownloadPanel` or :func:`preview`.
+loads it on first use of ``vidnb.widgets``, :class:`DownloadPanel` or :func:`preview`.
 
 Examples
 --------

@@ -1,61 +1,84 @@
 """DownloadPanel: paste URLs, press Download, watch one row per video, preview the results.
 
-Downloads run as :class:`vidnb.DownloadTask` on the kernel's loop, so the panel stays
-responsive and other cells run meanwhile. Button callbacks may arrive on another thread
-(ipykernel 7.0-7.3 runs them on a subshell thread); they hop onto the loop captured when
-the panel was made, so every download and every widget update happens on the loop.
-Each row is a :class:`vidnb.ProgressReporter`: the engine throttles it to 10 updates/s.
+Downloads run on the kernel's loop, so the panel stays responsive and other cells run
+meanwhile; at most ``concurrency`` at a time, through a :class:`~vidnb.widgets._pool.Pool`
+that shares one session among them, while the rest wait in the queue. Button callbacks may
+arrive on another thread (ipykernel 7.0-7.3 runs them on a subshell thread); they hop onto
+the loop captured when the panel was made, so every download and every widget update
+happens on the loop. Each row is a :class:`vidnb.ProgressReporter`: the engine throttles
+it to 10 updates/s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
+import concurrent.futures
 import logging
 import os
 import tempfile
+from collections.abc import Callable
+from dataclasses import replace
 from html import escape
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
-from .. import _runner
-from .._engine import download
-from .._result import DownloadResult
 from .._errors import VidnbError
 from .._fmt import human_bytes, human_duration, human_rate
+from .._options import MAX_CONNECTIONS, Connections, Options, check_connections, make_options
 from .._progress import ProgressEvent
-from .._segments import MAX_CONNECTIONS
-from .._urls import validate_url
+from .._result import DownloadResult
+from .._urls import choose_filename, validate_url
+from ._pool import CONCURRENCY, Pool, RowTask, background_loop, in_loop_thread
 from ._preview import preview
+
+if TYPE_CHECKING:
+    import aiohttp
+    from typing_extensions import Unpack
+
+    from .._options import DownloadOptions
 
 log = logging.getLogger("vidnb")
 
-# Options the panel sets itself from its own controls.
-_PANEL_OWNED = {"progress", "dest"}
+# Options the panel sets itself: each row is its download's progress display.
+_PANEL_OWNED = {"progress"}
+# What the Connections control offers: "auto", then every count the engine takes.
+_CONNECTION_CHOICES: list[tuple[str, Connections]] = [("auto", "auto")]
+_CONNECTION_CHOICES += [(str(n), n) for n in range(1, MAX_CONNECTIONS + 1)]
 
 
 class DownloadRow:
     """One download in the panel: name, bar, bytes/speed/ETA, state, Cancel and Preview.
 
     It is the download's progress reporter, so the engine drives it (at most 10 times a
-    second); all its updates run on the kernel's loop.
+    second); all its updates run on the kernel's loop. Its state goes from "queued" (waiting
+    for a slot in the panel's pool) to "connecting", "downloading", then "done", "failed"
+    or "cancelled".
+
+    Examples
+    --------
+    >>> row = panel.rows[0]            # doctest: +SKIP
+    >>> row.state, row.info.value      # doctest: +SKIP
+    ('downloading', '1.2 MiB of 4.0 MiB · 900.0 KiB/s · ETA 3.2 s')
+    >>> result = await row.wait()      # doctest: +SKIP
     """
 
-    def __init__(self, panel: "DownloadPanel", url: str, folder: Path) -> None:
+    def __init__(self, panel: DownloadPanel, url: str, folder: Path) -> None:
         self.panel = panel
         self.url = url
         self.folder = folder
-        self.task: _runner.DownloadTask | None = None
+        #: The download, from the moment the row is queued (None if it could not be queued).
+        self.task: RowTask | None = None
         self.result: DownloadResult | None = None
         self.error: str | None = None
-        self._cancel_requested = False
-        self._started = asyncio.Event()
-        self._ended = asyncio.Event()
+        #: The latest progress event the engine sent.
+        self.last: ProgressEvent | None = None
+        self._ended: concurrent.futures.Future[None] = concurrent.futures.Future()
         # Text columns share the width; buttons keep their natural size, and Preview is only
         # made invisible (not removed) until it applies, so the columns of all rows line up.
-        self.name = w.HTML(escape(_runner._guess_name(url, None)), layout=w.Layout(flex="3 1 0", min_width="0"))
+        name = choose_filename(url, None) or url  # what the engine would call it, short of the server's say
+        self.name = w.HTML(escape(name), layout=w.Layout(flex="3 1 0", min_width="0"))
         self.name.add_class("vidnb-row-name")
         self.bar = w.IntProgress(value=0, min=0, max=1, bar_style="info", layout=w.Layout(flex="3 1 0", min_width="0"))
         self.bar.add_class("vidnb-row-bar")
@@ -63,7 +86,9 @@ class DownloadRow:
         self.info.add_class("vidnb-row-info")
         self.state_label = w.Label("queued", layout=w.Layout(flex="1 1 0", min_width="0"))
         self.state_label.add_class("vidnb-row-state")
-        self.cancel_button = w.Button(description="Cancel", icon="times", layout=w.Layout(flex="0 0 auto", width="auto"))
+        self.cancel_button = w.Button(
+            description="Cancel", icon="times", layout=w.Layout(flex="0 0 auto", width="auto")
+        )
         self.cancel_button.add_class("vidnb-row-cancel")
         self.cancel_button.on_click(lambda _: self.panel._on_loop(self.cancel))
         self.preview_button = w.Button(
@@ -73,42 +98,30 @@ class DownloadRow:
         self.preview_button.on_click(lambda _: self.panel._on_loop(self.show_preview))
         self.box = w.HBox([self.name, self.bar, self.info, self.state_label, self.cancel_button, self.preview_button])
         self.box.add_class("vidnb-row")
+        self.box.add_class("vidnb-queued")
 
     # ----------------------------------------------------------------- state
 
     @property
     def state(self) -> str:
         """"queued", "connecting", "downloading", "done", "failed" or "cancelled"."""
-        return self.state_label.value.split(":", 1)[0]
+        return str(self.state_label.value).split(":", 1)[0]
 
     def _set_state(self, state: str) -> None:
         # The row's CSS class follows its state, for styling and for browser tests.
         self.box.remove_class(f"vidnb-{self.state}")
         self.state_label.value = state
         self.box.add_class(f"vidnb-{self.state}")
-        if self._closed_state():
-            self._ended.set()
 
-    def begin(self, options: dict[str, Any]) -> None:
-        """Start the download (on the loop), unless it was cancelled while queued."""
-        if self._cancel_requested:
-            self._set_state("cancelled")
-            self.cancel_button.disabled = True
-            return
+    def begin(self) -> None:
+        """Called by the pool when this row's download gets its slot and starts."""
         self._set_state("connecting")
-        self.task = _runner.start(self.url, self.folder, progress=self, **options)
-        self._started.set()
-        self.task._future.add_done_callback(lambda _: self._finished())
 
     def cancel(self) -> None:
-        """Stop this download; its ``.part`` stays, so downloading it again resumes."""
-        self._cancel_requested = True
-        self._started.set()
+        """Stop this download, or take it out of the queue; a ``.part`` stays, so downloading
+        it again resumes."""
         if self.task is not None:
             self.task.cancel()
-        elif self.state == "queued":
-            self._set_state("cancelled")
-            self.cancel_button.disabled = True
 
     def show_preview(self) -> None:
         if self.result is not None:
@@ -116,14 +129,10 @@ class DownloadRow:
 
     async def wait(self) -> DownloadResult | None:
         """Wait until this row's download ended; its result, or None if it failed or was cancelled."""
-        await self._started.wait()  # a click may reach the loop one turn after this call
-        if self.task is not None:
-            try:
-                await self.task
-            except (Exception, asyncio.CancelledError):
-                pass
-            # The task's done callback paints this row; wait for it.
-            await self._ended.wait()
+        # Waits for the painting, not the task: a task that had already ended when this was
+        # called has its done callback still queued on the loop. A thread-safe future, as a
+        # panel used from a script paints on its own loop's thread.
+        await asyncio.wrap_future(self._ended)
         return self.result
 
     def _closed_state(self) -> bool:
@@ -139,9 +148,11 @@ class DownloadRow:
         if name:  # a folder destination has no name until the server answers
             self.name.value = escape(name)
         self._set_state("downloading")
-        self.info.value = _describe(ProgressEvent(name, initial, total, 0.0, 0.0))
+        self.last = ProgressEvent(name, initial, total, 0.0, 0.0)
+        self.info.value = _describe(self.last)
 
     def update(self, event: ProgressEvent) -> None:
+        self.last = event
         if event.total:
             with self.bar.hold_sync():
                 if self.bar.max != event.total:
@@ -150,6 +161,7 @@ class DownloadRow:
         self.info.value = _describe(event)
 
     def close(self, event: ProgressEvent) -> None:
+        self.last = event
         with self.bar.hold_sync():
             if event.total:
                 self.bar.max = event.total
@@ -159,10 +171,19 @@ class DownloadRow:
         if event.state == "failed":
             self._show_error(event.error or "failed")
 
-    def _finished(self) -> None:
+    def _finished(self, task: RowTask) -> None:
         """Paint the outcome once the task ended (also for errors before any progress)."""
-        task = self.task
-        assert task is not None
+        try:
+            self._paint(task)
+        finally:
+            self._mark_ended()  # even if painting failed: wait() must not hang
+
+    def _mark_ended(self) -> None:
+        if not self._ended.done():
+            self._ended.set_result(None)
+
+    def _paint(self, task: RowTask) -> None:
+        self.task = task
         self.cancel_button.disabled = True
         state = task.state
         if state == "done":
@@ -175,6 +196,8 @@ class DownloadRow:
             self._set_state("done")
         elif state == "cancelled":
             self.bar.bar_style = "warning"
+            if self.state == "queued":
+                self.info.value = "cancelled while queued"
             self._set_state("cancelled")
         else:
             self.failed(str(task.exception()))
@@ -190,6 +213,7 @@ class DownloadRow:
         self._set_state("failed")
         self.state_label.tooltip = message
         self.panel._row_finished(self)
+        self._mark_ended()
 
     def _show_error(self, message: str) -> None:
         self.error = message
@@ -218,40 +242,62 @@ class DownloadPanel:
 
     Paste URLs (one per line), choose a folder, press Download: each URL gets a row
     with a progress bar, its speed and ETA, a Cancel button and, once done, a Preview
-    button that plays it in the panel. Invalid input is reported in the panel and starts
-    nothing; a failed download shows its error in its row. The panel never raises into
-    a cell, and other cells run while it downloads.
+    button that plays it in the panel. At most ``concurrency`` downloads run at once, on
+    one shared session; the other rows show "queued" until their turn, and can be
+    cancelled meanwhile. Invalid input is reported in the panel and starts nothing; a
+    failed download shows its error in its row. The panel never raises into a cell, and
+    other cells run while it downloads.
 
     Parameters
     ----------
     dest_dir : str or Path
         The initial destination folder (created when the downloads start).
+    concurrency : int
+        Downloads running at once (default 8, as for :func:`vidnb.download_many`).
     **download_options
-        Passed to :func:`vidnb.download` for every URL (``retries=``, ``headers=``,
-        ``max_bytes=`` ...; not ``sha256=``, which fits one file). ``connections`` and
-        ``overwrite`` preset the panel's controls.
+        The options of :func:`vidnb.download`, applied to every URL (``retries=``,
+        ``headers=``, ``max_bytes=`` ...; not ``sha256=``, which fits one file, nor
+        ``progress=``: the rows are the progress). ``connections`` (a count or ``"auto"``)
+        and ``overwrite`` preset the panel's controls. A ``session`` given here is used
+        for every download and never closed; otherwise the panel makes one while it has
+        downloads queued or running.
+
+    Raises
+    ------
+    TypeError, ValueError
+        An option the panel does not take, or a bad value: before any widget exists.
 
     Examples
     --------
-    >>> panel = vidnb.DownloadPanel("videos")   # doctest: +SKIP
+    >>> panel = vidnb.DownloadPanel("videos", concurrency=4, connections="auto")  # doctest: +SKIP
     >>> panel                                   # last in a cell: shows the panel
     """
 
-    def __init__(self, dest_dir: str | os.PathLike[str] = "downloads", **download_options: Any) -> None:
-        known = set(inspect.signature(download).parameters) - {"url"}
-        unknown = set(download_options) - known
-        if unknown or _PANEL_OWNED & set(download_options):
-            bad = sorted(unknown | (_PANEL_OWNED & set(download_options)))
-            raise TypeError(f"DownloadPanel does not take {', '.join(bad)}; options are {', '.join(sorted(known - _PANEL_OWNED))}")
+    def __init__(
+        self,
+        dest_dir: str | os.PathLike[str] = "downloads",
+        *,
+        concurrency: int = CONCURRENCY,
+        **download_options: Unpack[DownloadOptions],
+    ) -> None:
+        owned = sorted(_PANEL_OWNED & set(download_options))
+        if owned:
+            raise TypeError(f"DownloadPanel does not take {', '.join(owned)}=: each row shows its download's progress")
         if download_options.get("sha256") is not None:
             # Options apply to every URL pasted, and one hash fits one file.
             raise TypeError(
                 "DownloadPanel does not take sha256=: it would apply to every URL. Check a hash with "
                 "vidnb.download(url, dest, sha256=...), or a sha256 column in a download_many manifest."
             )
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"concurrency must be a whole number >= 1, not {concurrency!r}")
+        #: The checked options every download starts from (the controls set overwrite and connections).
+        self.options: Options = make_options(**download_options)
+        self.concurrency = concurrency
+        self._given_session: aiohttp.ClientSession | None = download_options.get("session")
+        self._pool: Pool | None = None
         # Made in a cell, on the kernel's main thread: the loop later clicks hop onto.
-        self.loop: asyncio.AbstractEventLoop | None = _runner.remember_loop() if _has_running_loop() else None
-        self.options = dict(download_options)
+        self.loop: asyncio.AbstractEventLoop | None = _running_loop()
         self.rows: list[DownloadRow] = []
         self.shown: Any = None
 
@@ -259,16 +305,12 @@ class DownloadPanel:
         self.urls.add_class("vidnb-urls")
         self.dest = w.Text(value=str(dest_dir), description="Folder", layout=w.Layout(width="50%"))
         self.dest.add_class("vidnb-dest")
-        connections = self.options.pop("connections", 1)
-        if not isinstance(connections, int) or not 1 <= connections <= MAX_CONNECTIONS:
-            raise ValueError(f"DownloadPanel takes connections between 1 and {MAX_CONNECTIONS}, not {connections!r}")
-        self.connections = w.BoundedIntText(
-            value=connections,
-            min=1, max=MAX_CONNECTIONS, description="Connections", layout=w.Layout(width="160px"),
-            style={"description_width": "initial"},
-        )
+        self.connections = w.Dropdown(
+            options=_CONNECTION_CHOICES, value=self.options.connections, description="Connections",
+            layout=w.Layout(width="170px"), style={"description_width": "initial"},
+        )  # fmt: skip
         self.connections.add_class("vidnb-connections")
-        self.overwrite = w.Checkbox(value=bool(self.options.pop("overwrite", False)), description="Overwrite", indent=False)
+        self.overwrite = w.Checkbox(value=self.options.overwrite, description="Overwrite", indent=False)
         self.overwrite.add_class("vidnb-overwrite")
         self.download_button = w.Button(description="Download", button_style="primary", icon="download")
         self.download_button.add_class("vidnb-download")
@@ -285,6 +327,11 @@ class DownloadPanel:
         controls = w.HBox([self.dest, self.connections, self.overwrite, self.download_button, self.cancel_all_button])
         self.widget = w.VBox([self.urls, controls, self.message, self.rows_box, self.preview_area])
         self.widget.add_class("vidnb-panel")
+
+    @property
+    def session(self) -> aiohttp.ClientSession | None:
+        """The session the panel's downloads share while any is queued or running (else None)."""
+        return self._pool.session if self._pool is not None else self._given_session
 
     # ----------------------------------------------------------------- display
 
@@ -303,15 +350,15 @@ class DownloadPanel:
 
     # ----------------------------------------------------------------- actions
 
-    def _on_loop(self, action: Callable[[], None]) -> None:
+    def _on_loop(self, action: Callable[[], object]) -> None:
         """Run a button's action on the panel's loop, never raising into the caller."""
         loop = self.loop
-        if loop is not None and not loop.is_closed() and loop.is_running() and not _runner._in_loop_thread(loop):
+        if loop is not None and not loop.is_closed() and loop.is_running() and not in_loop_thread(loop):
             loop.call_soon_threadsafe(self._guarded, action)
         else:
             self._guarded(action)
 
-    def _guarded(self, action: Callable[[], None]) -> None:
+    def _guarded(self, action: Callable[[], object]) -> None:
         try:
             action()
         except Exception as exc:  # the panel must never raise into a cell or the kernel's log
@@ -327,9 +374,9 @@ class DownloadPanel:
             self.message.remove_class("vidnb-error")
 
     def submit(self) -> list[DownloadRow]:
-        """Start a download for each URL in the box (what the Download button does).
+        """Queue a download for each URL in the box (what the Download button does).
 
-        Returns the new rows; nothing starts when any URL or the folder is invalid.
+        Returns the new rows; nothing is queued when any URL or the folder is invalid.
         """
         lines = [(i, line.strip()) for i, line in enumerate(self.urls.value.splitlines(), 1)]
         lines = [(i, line) for i, line in lines if line and not line.startswith("#")]
@@ -348,18 +395,30 @@ class DownloadPanel:
         except OSError as exc:
             self._say(f"Cannot save into {self.dest.value!r}: {exc.strerror or exc}. Nothing was started.", error=True)
             return []
-        options = {**self.options, "connections": self.connections.value, "overwrite": self.overwrite.value}
+        options = replace(
+            self.options, overwrite=bool(self.overwrite.value), connections=check_connections(self.connections.value)
+        )
         new = [DownloadRow(self, url, folder) for url in urls]
         self.rows.extend(new)
         self.rows_box.children = tuple(r.box for r in self.rows)
         self.cancel_all_button.disabled = False
         self._say(f"Downloading {len(new)} video{'s' if len(new) != 1 else ''} into {folder}.")
-        for row in new:
-            try:
-                row.begin(options)
-            except Exception as exc:  # noqa: BLE001 - whatever stops a start is shown on its row
-                row.failed(str(exc))
+        self._queue(new, options)
         return new
+
+    def _queue(self, rows: list[DownloadRow], options: Options) -> None:
+        """Hand the rows to the pool, in order: the first ``concurrency`` start at once."""
+        loop = self.loop if self.loop is not None and self.loop.is_running() else background_loop()
+        if self._pool is None or self._pool.loop is not loop:
+            self._pool = Pool(self.concurrency, loop, self._given_session)
+        pool = self._pool
+        for row in rows:
+            coro = pool.run(row.url, row.folder, replace(options, progress=row), row.begin)
+            try:
+                row.task = RowTask(coro, loop, row._finished, _last_event_of(row))
+            except Exception as exc:  # noqa: BLE001 - whatever stops a start is shown on its row
+                coro.close()
+                row.failed(str(exc))
 
     def cancel_all(self) -> None:
         """Cancel every download still running (what Cancel all does)."""
@@ -395,12 +454,15 @@ class DownloadPanel:
         return [await row.wait() for row in list(self.rows)]
 
 
-def _has_running_loop() -> bool:
+def _last_event_of(row: DownloadRow) -> Callable[[], ProgressEvent | None]:
+    return lambda: row.last
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
-        asyncio.get_running_loop()
-        return True
+        return asyncio.get_running_loop()
     except RuntimeError:
-        return False
+        return None
 
 
 def _writable_folder(value: str) -> Path:

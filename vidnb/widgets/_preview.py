@@ -17,8 +17,8 @@ from urllib.parse import quote
 
 import ipywidgets
 
-from .._result import DownloadResult
 from .._fmt import human_bytes
+from .._result import DownloadResult
 from .._sniff import SNIFF_BYTES, VideoFormat, sniff
 
 Source = Union[DownloadResult, str, "os.PathLike[str]", bytes, bytearray, memoryview]
@@ -189,7 +189,9 @@ def _unplayable(fmt: VideoFormat | None, what: str) -> PreviewNote | None:
     return None
 
 
-def _from_bytes(data: bytes, limit: int, width: int | None, autoplay: bool, loop: bool) -> ipywidgets.Video | PreviewNote:
+def _from_bytes(
+    data: bytes, limit: int, width: int | None, autoplay: bool, loop: bool
+) -> ipywidgets.Video | PreviewNote:
     fmt = sniff(data[:SNIFF_BYTES])
     refusal = _unplayable(fmt, "These bytes")
     if refusal is not None:
