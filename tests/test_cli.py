@@ -3,27 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import random
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 from aiohttp import web
-from conftest import make_video, sha
+from helpers import Route, make_video, serve_route, sha, spawn_python, wait_until
+from helpers import run_cli as vidnb
 
-from vidnb import _files
+from vidnb import __version__, _files
 from vidnb._cli import parse_size
-from vidnb.demo import Route, serve_route
 
 _ids = itertools.count()
-
-
-def vidnb(*args: str, cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "vidnb", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
-    )
 
 
 def one_line_error(stderr: str) -> str:
@@ -89,6 +80,109 @@ def test_max_size_refuses_a_larger_file(serve, tmp_path):
     assert not (tmp_path / "big.mp4").exists()
 
 
+@pytest.mark.parametrize("flag", ["--max-bytes", "--max-size"])
+def test_max_bytes_and_its_alias_max_size_refuse_a_larger_file(serve, tmp_path, flag):
+    url, route = serve(make_video(5_000), name="big.mp4")
+    proc = vidnb("get", url, flag, "1K", cwd=tmp_path)
+    assert proc.returncode == 1 and "more than max_bytes=1024" in proc.stderr
+    assert "Raise --max-bytes to download it" in proc.stderr
+    assert not (tmp_path / "big.mp4").exists() and len(route.requests) == 1
+
+
+def test_headers_reach_the_server(serve, tmp_path):
+    url, route = serve(make_video(20_000), name="h.mp4")
+    proc = vidnb("get", url, "-H", "Cookie: session=abc", "--header", "X-Token:t0k", "-q", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert route.requests[0]["Cookie"] == "session=abc" and route.requests[0]["X-Token"] == "t0k"
+
+
+def test_timeout_reaches_the_engine_and_its_hint_names_the_flag(serve, tmp_path):
+    # The server sends the headers and 1000 bytes, then holds the rest back: only a read
+    # timeout ends this download.
+    url, route = serve(make_video(50_000), name="stall.mp4", pause_after=1000)
+    try:
+        proc = vidnb("get", url, "--timeout", "0.5", "--retries", "0", cwd=tmp_path)
+    finally:
+        route.pause_after = None
+    assert proc.returncode == 1, proc.stderr
+    assert "Timed out" in proc.stderr and "pass a larger --timeout" in proc.stderr
+    assert "timeout=" not in proc.stderr
+
+
+def test_no_resume_fetches_from_zero_after_an_interrupted_download(serve, tmp_path):
+    data = make_video(1_000_000)
+    url, route = serve(data, name="r.mp4", drops={1: 400_000})
+    first = vidnb("get", url, "--retries", "0", cwd=tmp_path)
+    assert first.returncode == 1 and "vidnb: failed:" in first.stderr
+    part = _files.part_path(tmp_path / "r.mp4")
+    # What a resume would continue from: bytes on disk and the record that vouches for them.
+    assert part.stat().st_size > 0 and _files.sidecar_path(tmp_path / "r.mp4").exists()
+    again = vidnb("get", url, "--no-resume", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert len(route.requests) == 2 and "Range" not in route.requests[1]
+    assert (tmp_path / "r.mp4").read_bytes() == data and not again.stdout.strip().endswith("resumed")
+
+
+def test_not_a_video_names_the_flag_that_saves_it_anyway(serve, tmp_path):
+    page = b"<!doctype html><html><body>Sign in</body></html>"
+    url, _ = serve(page, name="v.mp4", content_type="text/html")
+    refused = vidnb("get", url, cwd=tmp_path)
+    assert refused.returncode == 1
+    assert "an HTML page" in refused.stderr and "pass --any-type to save it anyway" in refused.stderr
+    assert "require_video" not in refused.stderr and not (tmp_path / "v.mp4").exists()
+    saved = vidnb("get", url, "--any-type", cwd=tmp_path)
+    assert saved.returncode == 0, saved.stderr
+    assert (tmp_path / "v.mp4").read_bytes() == page
+
+
+def _ts_packets(seed: int) -> bytes:
+    """Three MPEG-TS packets (sync byte 0x47 each 188 bytes): media to the HLS engine."""
+    rnd = random.Random(seed)
+    return b"".join(b"\x47" + rnd.randbytes(187) for _ in range(3))
+
+
+@pytest.fixture
+def master(server):
+    """``url, routes``: an HLS master playlist of two one-segment streams, 120 and 240 pixels tall."""
+    media = "#EXTM3U\n#EXT-X-TARGETDURATION:1\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:1.0,\nseg0.ts\n#EXT-X-ENDLIST\n"
+    files = {
+        "master.m3u8": "#EXTM3U\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=200000,RESOLUTION=160x120\nlow/index.m3u8\n"
+        "#EXT-X-STREAM-INF:BANDWIDTH=600000,RESOLUTION=320x240\nhigh/index.m3u8\n",
+        "low/index.m3u8": media,
+        "high/index.m3u8": media,
+        "low/seg0.ts": _ts_packets(1),
+        "high/seg0.ts": _ts_packets(2),
+    }
+    prefix = f"/clihls{next(_ids)}/"
+    routes = {}
+    for rel, body in files.items():
+        playlist = rel.endswith(".m3u8")
+        routes[rel] = Route(
+            body.encode() if isinstance(body, str) else body,
+            content_type="application/vnd.apple.mpegurl" if playlist else "video/mp2t",
+        )
+        server.add(prefix + rel, routes[rel])
+    return server.url(prefix + "master.m3u8"), routes
+
+
+@pytest.mark.parametrize("variant, stream, other", [("worst", "low", "high"), ("240p", "high", "low"),
+                                                    ("300k", "low", "high")])
+def test_variant_chooses_the_hls_stream(master, tmp_path, variant, stream, other):
+    url, routes = master
+    proc = vidnb("get", url, "--variant", variant, "-o", "clip.ts", "-q", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "clip.ts").read_bytes() == routes[f"{stream}/seg0.ts"].data
+    assert not routes[f"{other}/index.m3u8"].requests and not routes[f"{other}/seg0.ts"].requests
+
+
+def test_bad_variant_is_refused_before_any_request(master, tmp_path):
+    url, routes = master
+    proc = vidnb("get", url, "--variant", "tallest", cwd=tmp_path)
+    assert proc.returncode == 2 and "is not a stream choice" in one_line_error(proc.stderr)
+    assert not any(route.requests for route in routes.values())
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -99,6 +193,14 @@ def test_max_size_refuses_a_larger_file(serve, tmp_path):
         (["ftp://example.com/a.mp4"], "only http:// and https://"),
         (["-i", "missing.txt"], "does not exist"),
         (["--bogus"], "unrecognized arguments"),
+        (["--max-bytes", "lots", "http://127.0.0.1:9/a.mp4"], "is not a size"),
+        (["-H", "no colon here", "http://127.0.0.1:9/a.mp4"], 'use "Name: value"'),
+        (["-H", "Bad Name: x", "http://127.0.0.1:9/a.mp4"], 'use "Name: value"'),
+        (["-H", "Cookie: a=1", "-H", "cookie: b=2", "http://127.0.0.1:9/a.mp4"], "given twice"),
+        (["--timeout", "soon", "http://127.0.0.1:9/a.mp4"], "is not a number of seconds"),
+        (["--timeout", "0", "http://127.0.0.1:9/a.mp4"], "must be a positive number of seconds"),
+        (["--timeout", "nan", "http://127.0.0.1:9/a.mp4"], "must be a positive number of seconds"),
+        (["--variant", "tallest", "http://127.0.0.1:9/a.mp4"], "is not a stream choice"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(tmp_path, args, message):
@@ -127,6 +229,11 @@ def test_help_has_examples(tmp_path):
     assert "--max-size" in get.stdout and "manifests (-i)" in get.stdout
 
 
+def test_version(tmp_path):
+    proc = vidnb("--version", cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout == f"vidnb {__version__}\n"
+
+
 def test_demo_still_works(tmp_path):
     proc = vidnb("demo", "-q", "--dest", "d", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -141,22 +248,9 @@ def test_ctrl_c_exits_130_and_the_same_command_resumes(serve, tmp_path):
     data = make_video(3 * 1024 * 1024)
     url, route = serve(data, name="slow.mp4", rate=512 * 1024)
     part = _files.part_path(tmp_path / "slow.mp4")
-    # A child inherits an ignored SIGINT (e.g. from a background job); make sure it gets the default.
-    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
-    if ignored:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "vidnb", "get", url], cwd=tmp_path, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
-        )
-    finally:
-        if ignored:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-    deadline = time.monotonic() + 30
-    while not (part.exists() and part.stat().st_size > 200_000):
-        assert time.monotonic() < deadline and proc.poll() is None, "the download never got going"
-        time.sleep(0.02)
+    proc = spawn_python("-m", "vidnb", "get", url, cwd=tmp_path)
+    wait_until(lambda: part.exists() and part.stat().st_size > 200_000, timeout=30,
+               what="the download to get going", unless=lambda: proc.poll() is not None)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
@@ -230,6 +324,30 @@ def test_info_of_a_missing_url_is_one_line_and_exit_1(serve, tmp_path):
     proc = vidnb("info", url, cwd=tmp_path)
     assert proc.returncode == 1
     assert "HTTP 404" in one_line_error(proc.stderr)
+
+
+def test_info_sends_the_headers_with_both_requests(serve, tmp_path):
+    url, route = serve(make_video(10_000), name="i.mp4")
+    proc = vidnb("info", url, "-H", "Authorization: Bearer xyz", "--timeout", "20", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert len(route.requests) == 2  # HEAD, then the ranged GET
+    assert all(h["Authorization"] == "Bearer xyz" for h in route.requests)
+    assert route.requests[1]["Range"] == "bytes=0-1023"
+
+
+def test_info_timeout_and_bad_request_options(serve, tmp_path):
+    # 10 bytes of the 1 KiB asked for, then nothing: the probe's read must time out.
+    url, route = serve(make_video(50_000), name="stall.mp4", pause_after=10)
+    try:
+        slow = vidnb("info", url, "--timeout", "0.5", cwd=tmp_path)
+    finally:
+        route.pause_after = None
+    assert slow.returncode == 1 and "pass a larger --timeout" in one_line_error(slow.stderr)
+    for bad in (["-H", "nocolon"], ["--timeout", "-1"]):
+        proc = vidnb("info", url, *bad, cwd=tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        one_line_error(proc.stderr)
+    assert len(route.requests) == 2  # only the timed-out probe's HEAD and GET
 
 
 # ---------------------------------------------------------------- sizes

@@ -3,6 +3,11 @@
 Exit codes: 0 all done, 1 some downloads failed, 2 usage or invalid input, 130 interrupted
 (Ctrl-C; the ``.part`` files stay, so the same command resumes). Errors are one line each
 (``vidnb: error: ...``); ``--debug`` shows tracebacks and debug logs instead.
+
+Every ``get`` option maps onto a keyword option of :func:`vidnb.download` (through
+:func:`vidnb.download_many`), so the command and the Python API cannot drift apart in
+behaviour; only the names differ, and :func:`_cli_words` puts the flag names into engine
+messages that suggest a Python argument.
 """
 
 from __future__ import annotations
@@ -10,12 +15,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import os
 import re
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, NoReturn, Sequence
+from typing import Any, NoReturn
 
+from . import __version__
 from ._errors import VidnbError
 
 log = logging.getLogger("vidnb")
@@ -28,7 +36,8 @@ examples:
   vidnb get URL -o videos/                                 into a folder (created if needed)
   vidnb get URL -o talk.mp4 --sha256 9f2c...               to a file name, verified
   vidnb get -i videos.txt -o videos/ -j 16                 a manifest, 16 downloads at a time
-  vidnb get URL1 URL2 URL3 -o videos/ --max-size 2G        several URLs, none larger than 2 GiB
+  vidnb get URL1 URL2 URL3 -o videos/ --max-bytes 2G       several URLs, none larger than 2 GiB
+  vidnb get URL -H "Cookie: session=abc"                   with a request header (repeatable)
   vidnb info https://example.com/clip.mp4                  size, type, ranges, format; no download
   vidnb demo                                               download the bundled sample from a local server
 
@@ -50,6 +59,8 @@ examples:
   vidnb get https://example.com/clip.mp4 -o clip.mp4
   vidnb get -i videos.csv -o videos/ -j 16 --retries 8
   vidnb get URL -x 8                     one file over 8 connections (byte ranges)
+  vidnb get URL/master.m3u8 --variant 720p -o talk.ts
+  vidnb get URL -H "Authorization: Bearer TOKEN" --timeout 120
 """
 
 
@@ -62,7 +73,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _print_error(message: object) -> None:
-    text = _one_line(message)
+    text = _cli_words(_one_line(message))
     if len(text) > 500:  # some library messages quote whole payloads
         text = text[:500] + " ..."
     print(f"vidnb: error: {text}", file=sys.stderr)
@@ -70,6 +81,27 @@ def _print_error(message: object) -> None:
 
 def _one_line(text: object) -> str:
     return " ".join(str(text).split())
+
+
+#: Advice in engine messages that names a Python argument, and the same advice as a flag.
+#: The engine's wording stays as it is for Python callers; only what this command prints changes.
+_CLI_HINTS = (
+    ("pass require_video=False", "pass --any-type"),
+    ("Pass overwrite=True", "Pass --overwrite"),
+    ("pass headers=", "pass -H/--header"),
+    ("pass a larger timeout=", "pass a larger --timeout"),
+    ("Raise max_bytes", "Raise --max-bytes"),
+)
+
+
+def _cli_words(text: str) -> str:
+    """``text`` with each Python-argument hint replaced by the flag that does the same."""
+    for python, flag in _CLI_HINTS:
+        text = text.replace(python, flag)
+    return text
+
+
+# --------------------------------------------------------------------------- argument types
 
 
 _SIZE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(?:([kmgtp])(i?)b?|b)?", re.I)
@@ -128,6 +160,60 @@ def _connections_arg(text: str) -> int | str:
     return "auto" if text == "auto" else _positive_int(text)
 
 
+def _seconds_arg(text: str) -> float:
+    """``--timeout``: a positive, finite number of seconds (what ``timeout=`` accepts)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive number of seconds")
+    return value
+
+
+def _variant_arg(text: str) -> str:
+    """``--variant``: checked now with the engine's own parser, so a typo fails before any request."""
+    from ._variant import parse_variant
+
+    try:
+        parse_variant(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a stream choice; use best, worst, a maximum height (720 or 720p) "
+            "or a maximum bandwidth (800k, 2.5M)"
+        ) from None
+    return text
+
+
+#: A header name as HTTP defines it (a "token"), so a typo is caught here, not by the server.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _header_arg(text: str) -> tuple[str, str]:
+    """``-H "Name: value"``, as curl takes it."""
+    name, colon, value = text.partition(":")
+    name, value = name.strip(), value.strip()
+    if not colon or not _HEADER_NAME.fullmatch(name) or any(c in value for c in "\r\n\0"):
+        raise argparse.ArgumentTypeError(f'{text!r} is not a header; use "Name: value", e.g. "Cookie: id=abc"')
+    return name, value
+
+
+def _header_dict(pairs: Sequence[tuple[str, str]] | None) -> dict[str, str]:
+    """The ``-H`` headers as the ``headers=`` mapping. A name given twice is refused rather
+    than one value silently winning (header names are case-insensitive)."""
+    headers: dict[str, str] = {}
+    seen: set[str] = set()
+    for name, value in pairs or ():
+        if name.lower() in seen:
+            raise _UsageError(f"-H {name!r} is given twice; give each header once")
+        seen.add(name.lower())
+        headers[name] = value
+    return headers
+
+
+# --------------------------------------------------------------------------- parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     # SUPPRESS: a --debug before the command must not be reset by the subcommand's default.
@@ -140,8 +226,29 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    parser.add_argument("--version", action="version", version=f"vidnb {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_get(sub, common)
 
+    info = sub.add_parser(
+        "info",
+        parents=[common],
+        help="show what the server says about a URL, without downloading it",
+        description="Ask the server about a URL (HEAD, then the first 1 KiB for the format) and print size, "
+        "type, final URL, range support and the sniffed format.",
+    )
+    info.add_argument("url", metavar="URL")
+    _add_request_options(info)
+
+    demo = sub.add_parser("demo", parents=[common],
+                          help="serve the bundled sample on 127.0.0.1, download it, verify it")
+    demo.add_argument("--dest", default="vidnb-demo", help="folder to save into (default: %(default)s)")
+    demo.add_argument("--webm", action="store_true", help="use the WebM sample instead of the MP4")
+    demo.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def _add_get(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
     get = sub.add_parser(
         "get",
         parents=[common],
@@ -153,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     get.add_argument("urls", nargs="*", metavar="URL", help="http(s) URLs to download")
     get.add_argument("-o", "--output", metavar="PATH", default=".",
-                     help="folder to save into (default: the current folder); a file path when there is exactly one URL")
+                     help="folder to save into (default: the current folder); "
+                     "a file path when there is exactly one URL")
     get.add_argument("-i", "--input", metavar="MANIFEST", help="read URLs (and filenames) from a text or CSV file")
     get.add_argument("-j", "--jobs", type=_positive_int, default=8, metavar="CONCURRENCY",
                      help="downloads at a time (default: %(default)s)")
@@ -163,34 +271,36 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("--retries", type=_retries_arg, default=5, metavar="N",
                      help="retries on network errors, timeouts, 408/429/5xx (default: %(default)s)")
     get.add_argument("--overwrite", action="store_true", help="download again files that already exist")
-    get.add_argument("--max-size", type=_size_arg, metavar="SIZE",
+    get.add_argument("--no-resume", action="store_true",
+                     help="fetch from byte 0 even when a .part of an earlier run is there")
+    # --max-size was the first name; it stays so existing scripts keep working.
+    get.add_argument("--max-bytes", "--max-size", dest="max_bytes", type=_size_arg, metavar="SIZE",
                      help="refuse files larger than this: 500M, 2G, 1.5GiB (binary), 700MB (decimal), or bytes")
+    get.add_argument("--any-type", action="store_true",
+                     help="save the body even when it does not look like a video (an HTML page, say)")
+    get.add_argument("--variant", type=_variant_arg, metavar="CHOICE",
+                     help="which stream of an HLS master playlist: best (default), worst, a maximum height "
+                     "(720, 720p) or a maximum bandwidth (800k, 2.5M)")
+    _add_request_options(get)
     get.add_argument("--names", choices=("url", "server"), default="url",
                      help="name files without a given filename from the URL (default) or as the server says")
     get.add_argument("-q", "--quiet", action="store_true", help="no progress bars and no summary")
 
-    info = sub.add_parser(
-        "info",
-        parents=[common],
-        help="show what the server says about a URL, without downloading it",
-        description="Ask the server about a URL (HEAD, then the first 1 KiB for the format) and print size, "
-        "type, final URL, range support and the sniffed format.",
-    )
-    info.add_argument("url", metavar="URL")
 
-    demo = sub.add_parser("demo", parents=[common],
-                          help="serve the bundled sample on 127.0.0.1, download it, verify it")
-    demo.add_argument("--dest", default="vidnb-demo", help="folder to save into (default: %(default)s)")
-    demo.add_argument("--webm", action="store_true", help="use the WebM sample instead of the MP4")
-    demo.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    return parser
+def _add_request_options(command: argparse.ArgumentParser) -> None:
+    """What every request of ``get`` and ``info`` carries: cookies or tokens, and how long to wait."""
+    command.add_argument("-H", "--header", dest="headers", action="append", type=_header_arg, metavar="HEADER",
+                         help="send this request header, as \"Name: value\" (repeatable), e.g. -H 'Cookie: id=abc'")
+    command.add_argument("--timeout", type=_seconds_arg, metavar="SECONDS",
+                         help="give up connecting, or waiting for the next bytes, after this long (default: 30 s "
+                         "to connect, 60 s per read; never a limit on the whole download)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help (0) and usage errors (2)
+    except SystemExit as exc:  # --help, --version (0) and usage errors (2)
         return int(exc.code or 0)
     debug = bool(getattr(args, "debug", False))
     logging.basicConfig(level=logging.WARNING, format="vidnb: %(message)s")
@@ -234,9 +344,10 @@ class _UsageError(Exception):
 
 
 def _get(args: argparse.Namespace) -> int:
-    from ._batch import _one_line as error_line
-    from ._batch import download_many, read_manifest
     from ._fmt import human_bytes, human_duration
+    from ._many import download_many
+    from ._plan import one_line as error_line
+    from ._plan import read_manifest
     from ._runner import run_sync
 
     items: list[Any] = list(args.urls)
@@ -262,19 +373,14 @@ def _get(args: argparse.Namespace) -> int:
         entry = items[0]
         items = [(entry, None, args.sha256)] if isinstance(entry, str) else [(entry[0], entry[1], args.sha256)]
 
-    options: dict[str, Any] = {"retries": args.retries, "overwrite": args.overwrite}
-    if args.max_size is not None:
-        options["max_bytes"] = args.max_size
-    if args.connections is not None:
-        options["connections"] = args.connections
-
+    options = _download_options(args)
     bars = not args.quiet and sys.stderr is not None and sys.stderr.isatty()
     write = _writer(bars)
 
     def finished(outcome: Any) -> None:
         r = outcome.result
         if r is None:
-            write(f"vidnb: failed: {outcome.url}: {error_line(outcome.error)}", sys.stderr)
+            write(f"vidnb: failed: {outcome.url}: {_cli_words(error_line(outcome.error))}", sys.stderr)
             return
         note = "  already there" if r.skipped else ("  resumed" if r.resumed else "")
         write(f"{r.path}  {human_bytes(r.size)}  {r.elapsed:.2f} s{note}", sys.stdout)
@@ -296,6 +402,25 @@ def _get(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return EXIT_FAILED if batch.failed else EXIT_OK
+
+
+def _download_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``get`` flags as the keyword options of :func:`vidnb.download`."""
+    options: dict[str, Any] = {
+        "retries": args.retries,
+        "overwrite": args.overwrite,
+        "resume": not args.no_resume,
+        "require_video": not args.any_type,
+        "max_bytes": args.max_bytes,
+        "headers": _header_dict(args.headers),
+        "timeout": args.timeout,
+    }
+    # Left out when not given, so the engine's own defaults apply (one place defines them).
+    if args.connections is not None:
+        options["connections"] = args.connections
+    if args.variant is not None:
+        options["variant"] = args.variant
+    return options
 
 
 def _writer(bars: bool) -> Callable[[str, Any], None]:
@@ -321,7 +446,8 @@ def _info(args: argparse.Namespace) -> int:
         url = validate_url(args.url)
     except ValueError as exc:
         raise _UsageError(exc) from None
-    for label, value in run_sync(probe(url)):
+    headers = _header_dict(args.headers)
+    for label, value in run_sync(probe(url, headers, args.timeout)):
         print(f"{label:<14}{value}")
     return EXIT_OK
 
@@ -330,31 +456,35 @@ def _info(args: argparse.Namespace) -> int:
 HEAD_REFUSED = (403, 405, 501)
 
 
-async def probe(url: str) -> list[tuple[str, str]]:
+async def probe(
+    url: str, headers: Mapping[str, str] | None = None, timeout: float | None = None
+) -> list[tuple[str, str]]:
     """Ask the server about ``url``: HEAD, then the first KiB with a ranged GET to sniff the format.
 
+    ``headers`` go with both requests; ``timeout`` is the ``timeout=`` option of a download.
     Returns ``(label, value)`` rows for display.
     """
     import aiohttp
     from multidict import CIMultiDict
 
-    from ._http import new_session, read_head as _read_head_from
-    from ._headers import MAX_REDIRECTS, content_range, raise_for_status
-    from ._errors import HTTPStatusError, translate
-    from ._fmt import human_bytes
-    from ._sniff import SNIFF_BYTES, describe_non_video, sniff
-    from ._urls import redact_url, server_filename
+    from . import _http
+    from ._errors import HTTPStatusError, raise_translated
+    from ._headers import MAX_REDIRECTS
+    from ._options import client_timeout
+    from ._sniff import SNIFF_BYTES
+    from ._urls import redact_url
 
     shown = redact_url(url)
-    headers = {"Accept-Encoding": "identity"}
+    sent = dict(headers or {})
+    wait = client_timeout(timeout)
     try:
-        async with new_session() as session:
+        async with _http.new_session() as session:
             # Connection: close, because some servers send a body after a HEAD answer, which would
             # poison the connection for the GET that follows.
-            head_req = {**headers, "Connection": "close"}
+            head_req = {**sent, "Accept-Encoding": "identity", "Connection": "close"}
             try:
                 async with session.head(
-                    url, headers=head_req, allow_redirects=True, max_redirects=MAX_REDIRECTS
+                    url, headers=head_req, timeout=wait, allow_redirects=True, max_redirects=MAX_REDIRECTS
                 ) as resp:
                     head_status, head_headers, final = resp.status, resp.headers.copy(), str(resp.url)
                     reason = resp.reason or ""
@@ -364,14 +494,29 @@ async def probe(url: str) -> list[tuple[str, str]]:
                 head_status, head_headers, final, reason = 0, CIMultiDict(), url, ""
             if head_status >= 400 and head_status not in HEAD_REFUSED:  # 0: HEAD broke, see above
                 raise HTTPStatusError(head_status, redact_url(final), reason)
-            ranged = {**headers, "Range": f"bytes=0-{SNIFF_BYTES - 1}"}
-            async with session.get(url, headers=ranged, max_redirects=MAX_REDIRECTS) as resp:
-                raise_for_status(resp, redact_url(str(resp.url)))
+            async with _http.get(session, url, sent, wait, byte_range=(0, SNIFF_BYTES - 1)) as resp:
                 get_status, get_headers, final = resp.status, resp.headers.copy(), str(resp.url)
-                body = await _read_head_from(resp)
-                # Leaving without reading the rest closes this connection: fine for one probe.
+                body = await _http.read_head(resp)
+                _http.drop(resp)  # the rest of the body is not wanted
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-        raise translate(exc, url=shown) from exc
+        raise_translated(exc, url=shown)
+    return _info_rows(url, final, head_status, head_headers, get_status, get_headers, body)
+
+
+def _info_rows(
+    url: str,
+    final: str,
+    head_status: int,
+    head_headers: Mapping[str, str],
+    get_status: int,
+    get_headers: Mapping[str, str],
+    body: bytes,
+) -> list[tuple[str, str]]:
+    """What ``vidnb info`` prints, from the HEAD answer (status 0: it broke) and the ranged GET."""
+    from ._fmt import human_bytes
+    from ._headers import content_range
+    from ._sniff import SNIFF_BYTES, describe_non_video, sniff
+    from ._urls import redact_url, server_filename
 
     head_ok = 200 <= head_status < 300
     meta = head_headers if head_ok else get_headers
@@ -386,10 +531,11 @@ async def probe(url: str) -> list[tuple[str, str]]:
     head = bytes(body[:SNIFF_BYTES])
     fmt = sniff(head)
     name = server_filename(
-        final, meta.get("Content-Disposition") or get_headers.get("Content-Disposition"), fmt and fmt.extension
+        final, meta.get("Content-Disposition") or get_headers.get("Content-Disposition"),
+        fmt.extension if fmt else None,
     )
 
-    rows = [("url", shown)]
+    rows = [("url", redact_url(url))]
     if final != url:
         rows.append(("final url", redact_url(final)))
     if head_ok:
@@ -397,7 +543,8 @@ async def probe(url: str) -> list[tuple[str, str]]:
     else:
         why = f"refused with {head_status}" if head_status else "answer was malformed"
         rows.append(("status", f"{get_status} (ranged GET; HEAD {why})"))
-    rows.append(("size", f"{human_bytes(size)} ({size:,} bytes)" if size is not None else "unknown (no Content-Length)"))
+    known = f"{human_bytes(size)} ({size:,} bytes)" if size is not None else "unknown (no Content-Length)"
+    rows.append(("size", known))
     rows.append(("type", ctype or "unknown"))
     if get_status == 206:
         ranges = "yes (resumable; several connections possible)"
@@ -409,8 +556,9 @@ async def probe(url: str) -> list[tuple[str, str]]:
     rows.append(("format", f"{fmt.name} (sniffed)" if fmt else f"not a video: {describe_non_video(head, ctype)}"))
     rows.append(("name", name))
     for label, key in (("etag", "ETag"), ("last-modified", "Last-Modified")):
-        if meta.get(key):
-            rows.append((label, meta[key]))
+        value = meta.get(key)
+        if value:
+            rows.append((label, value))
     return rows
 
 
