@@ -8,7 +8,7 @@ import threading
 import time
 
 import pytest
-from conftest import make_video
+from helpers import make_video, run_python, until
 
 import vidnb
 from vidnb import _files
@@ -36,9 +36,7 @@ async def test_an_unobserved_failure_is_logged_and_reported(caplog, dest):
     caplog.set_level(logging.ERROR, logger="vidnb")
     task = vidnb.start("http://127.0.0.1:1/clip.mp4", dest, retries=0, progress=events.append)
     del task  # nobody keeps it: the package must, and must still say what happened
-    deadline = time.monotonic() + 10
-    while not any(e.state == "failed" for e in events) and time.monotonic() < deadline:
-        await asyncio.sleep(0.02)
+    await until(lambda: any(e.state == "failed" for e in events), timeout=10, interval=0.02, what="the failure")
     assert events[-1].state == "failed" and events[-1].error
     assert "background download of http://127.0.0.1:1/clip.mp4 failed" in caplog.text
     assert vidnb.running_tasks() == []
@@ -49,9 +47,8 @@ async def test_an_error_before_any_progress_still_closes_the_bar(dest):
     task = vidnb.start("ftp://example.com/clip.mp4", dest, progress=events.append)
     with pytest.raises(vidnb.InvalidURLError):
         await task
-    deadline = time.monotonic() + 10  # the bar closes from the task's done-callback
-    while len(events) < 2 and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
+    # The bar closes from the task's done-callback.
+    await until(lambda: len(events) >= 2, timeout=10, what="the bar to close")
     assert [e.state for e in events] == ["running", "failed"] and "ftp" in events[-1].error
     assert repr(task).startswith("<DownloadTask clip.mp4: failed: ")
 
@@ -61,10 +58,8 @@ async def test_cancel_from_another_thread_keeps_the_part(serve, dest):
     url, _ = serve(data, rate=1024 * 1024)
     events: list[vidnb.ProgressEvent] = []
     task = vidnb.start(url, dest, progress=events.append)
-    deadline = time.monotonic() + 30
-    while not events or events[-1].done < 100_000:
-        assert time.monotonic() < deadline and not task.done(), "the download never got going"
-        await asyncio.sleep(0.01)
+    await until(lambda: events and events[-1].done >= 100_000, timeout=30,
+                what="the download to get going", unless=task.done)
     assert await asyncio.to_thread(task.cancel)
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -111,9 +106,6 @@ def test_first_sync_call_in_a_busy_running_loop_leaves_the_loop_alive(serve, vid
 
     Runs in a fresh interpreter: nest-asyncio2 patches loop classes once per process.
     """
-    import subprocess
-    import sys
-
     url, _ = serve(video)
     code = """
 import asyncio, sys, vidnb
@@ -128,9 +120,7 @@ for _ in range(200):  # queued behind the cell, as a busy kernel's callbacks are
 loop.run_forever()
 print(max(seen), len(seen))
 """
-    out = subprocess.run(
-        [sys.executable, "-c", code, url, str(tmp_path / "clip.mp4")], capture_output=True, text=True, timeout=60
-    )
+    out = run_python(code, url, tmp_path / "clip.mp4", timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [str(len(video)), "201"]
 
@@ -146,3 +136,21 @@ def test_text_bar_follows_a_changing_total_without_starting_over(capsys):
     assert (bar.bar.total, bar.bar.n) == (None, 700)
     bar.close(vidnb.ProgressEvent("clip.ts", 800, 800, 10.0, 1.0, "done"))
     assert "800" in capsys.readouterr().err
+
+
+async def test_a_misspelt_option_is_refused_by_name_before_anything_starts(dest):
+    events: list[vidnb.ProgressEvent] = []
+    with pytest.raises(TypeError, match="retrys"):
+        vidnb.download_sync("http://127.0.0.1:1/clip.mp4", dest, retrys=3)
+    with pytest.raises(TypeError, match="retrys"):
+        vidnb.start("http://127.0.0.1:1/clip.mp4", dest, progress=events.append, retrys=3)
+    # start() checks its options itself: no task, no bar, nothing on disk.
+    assert vidnb.running_tasks() == [] and events == []
+    assert not dest.parent.exists()
+
+
+def test_start_refuses_a_bad_value_before_a_task_exists(dest):
+    events: list[vidnb.ProgressEvent] = []
+    with pytest.raises(ValueError, match="retries"):
+        vidnb.start("http://127.0.0.1:1/clip.mp4", dest, progress=events.append, retries=-1)
+    assert vidnb.running_tasks() == [] and events == []

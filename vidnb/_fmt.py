@@ -8,12 +8,12 @@ def human_bytes(n: int | float | None) -> str:
     if n is None:
         return "?"
     size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(size) < 1024:
-            break
+    units = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+    step = 0
+    while abs(size) >= 1024 and step < len(units) - 1:
         size /= 1024
-    else:
-        unit = "PiB"
+        step += 1
+    unit = units[step]
     return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
 
 

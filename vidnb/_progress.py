@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Protocol, Union, runtime_checkable
+from typing import Any, Literal, Protocol, Union, runtime_checkable
 
 from ._fmt import shorten
 
@@ -307,4 +308,6 @@ def make_reporter(progress: ProgressOption) -> ProgressReporter | None:
         return progress
     if callable(progress):
         return CallableReporter(progress)
-    raise TypeError(f"progress must be 'auto', True, False, a callable or a ProgressReporter, not {type(progress).__name__}")
+    raise TypeError(
+        f"progress must be 'auto', True, False, a callable or a ProgressReporter, not {type(progress).__name__}"
+    )

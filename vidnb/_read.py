@@ -6,8 +6,9 @@ import contextlib
 import logging
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Union
+from typing import Union
 
 from ._errors import DestinationError, TooLargeError
 from ._fmt import human_bytes

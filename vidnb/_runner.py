@@ -18,20 +18,28 @@ import contextlib
 import logging
 import signal
 import threading
+from collections.abc import Coroutine, Generator, Iterator
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Coroutine, Generator, Iterator, TypeVar
+from types import FrameType
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._engine import download
-from ._result import DownloadResult
+from ._engine import PathLike, download_with
 from ._fmt import human_bytes, human_rate
-from ._progress import ProgressEvent, ProgressReporter, make_reporter
+from ._options import DownloadOptions, Options, make_options
+from ._progress import ProgressEvent, ProgressReporter, State, make_reporter
+from ._result import DownloadResult
 from ._urls import choose_filename
+
+if TYPE_CHECKING:
+    import aiohttp
+    from typing_extensions import Unpack
 
 log = logging.getLogger("vidnb")
 
 T = TypeVar("T")
 
-_running: set["DownloadTask"] = set()
+_running: set[DownloadTask] = set()
 _thread_loop: asyncio.AbstractEventLoop | None = None
 _thread_lock = threading.Lock()
 _kernel_loop: asyncio.AbstractEventLoop | None = None
@@ -95,7 +103,7 @@ def _noop() -> None:
 
 
 @contextlib.contextmanager
-def _interrupt_cancels(task: "asyncio.Task[Any]", loop: asyncio.AbstractEventLoop) -> Iterator[list[bool]]:
+def _interrupt_cancels(task: asyncio.Task[Any], loop: asyncio.AbstractEventLoop) -> Iterator[list[bool]]:
     """While blocking in a cell, turn SIGINT into a cancel of ``task``.
 
     The kernel's own handler raises KeyboardInterrupt wherever the main thread happens to
@@ -108,7 +116,7 @@ def _interrupt_cancels(task: "asyncio.Task[Any]", loop: asyncio.AbstractEventLoo
     interrupted: list[bool] = []
     previous = signal.getsignal(signal.SIGINT)
 
-    def on_sigint(signum: int, frame: Any) -> None:
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
         if interrupted or task.done():
             raise KeyboardInterrupt
         interrupted.append(True)
@@ -171,7 +179,7 @@ class _Recorder:
             self.inner.close(event)
 
 
-def _guess_name(url: str, dest: Any) -> str:
+def _guess_name(url: str, dest: PathLike | None) -> str:
     """A name to show before the server answered: the file asked for, else the URL's last part."""
     if dest is not None and not str(dest).endswith(("/", "\\")) and not Path(dest).is_dir():
         return Path(dest).name
@@ -181,8 +189,9 @@ def _guess_name(url: str, dest: Any) -> str:
 class DownloadTask:
     """A download running in the background; await it for its :class:`DownloadResult`.
 
-    Made by :func:`start`. The package holds a reference until it finishes, so an
-    unreferenced task still completes; a failure nobody awaits is logged and shown on its bar.
+    Made by :func:`start`, with options already checked. The package holds a reference until
+    it finishes, so an unreferenced task still completes; a failure nobody awaits is logged
+    and shown on its bar.
 
     Examples
     --------
@@ -192,18 +201,20 @@ class DownloadTask:
     >>> result = await task
     """
 
-    def __init__(self, url: str, dest: Any, kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self, url: str, dest: PathLike | None, opts: Options, session: aiohttp.ClientSession | None = None
+    ) -> None:
         self.url = url
         self.dest = dest
         self.name = _guess_name(url, dest)
-        reporter = make_reporter(kwargs.pop("progress", "auto"))
+        reporter = make_reporter(opts.progress)
         opener = getattr(reporter, "open", None)
         if callable(opener):
             # Draw the bar now, in the cell that started the task: once the cell is over,
             # a display() from the task could land under another cell.
             opener(self.name)
         self._recorder = _Recorder(reporter)
-        coro = download(url, dest, progress=self._recorder, **kwargs)
+        coro = download_with(url, dest, replace(opts, progress=self._recorder), session)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -223,7 +234,7 @@ class DownloadTask:
         _running.add(self)
         self._future.add_done_callback(self._finished)
 
-    def _finished(self, fut: Any) -> None:
+    def _finished(self, fut: asyncio.Future[DownloadResult] | concurrent.futures.Future[DownloadResult]) -> None:
         _running.discard(self)
         if fut.cancelled():
             exc: BaseException | None = None
@@ -238,7 +249,7 @@ class DownloadTask:
             # close the bar here so it shows the outcome instead of spinning forever.
             last = self._recorder.last
             done, total = (last.done, last.total) if last else (0, None)
-            state = "cancelled" if exc is None else "failed"
+            state: State = "cancelled" if exc is None else "failed"
             event = ProgressEvent(self.name, done, total, 0.0, 0.0, state, None if exc is None else str(exc))
             try:
                 if last is None:
@@ -296,7 +307,7 @@ class DownloadTask:
         return self._recorder.last
 
     @property
-    def state(self) -> str:
+    def state(self) -> State:
         """"running", "done", "failed" or "cancelled"."""
         fut = self._future
         if not fut.done():
@@ -325,29 +336,33 @@ def _in_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
         return False
 
 
-def start(url: str, dest: Any = None, **kwargs: Any) -> DownloadTask:
+def start(url: str, dest: PathLike | None = None, **options: Unpack[DownloadOptions]) -> DownloadTask:
     """Start a download in the background and return at once.
 
     In a notebook the download runs on the kernel's loop: the cell finishes, the progress
     bar keeps moving, and other cells run meanwhile. Takes the same arguments as
-    :func:`download`.
+    :func:`download`; a bad option raises here, before any task or bar exists.
 
     Examples
     --------
     >>> task = vidnb.start("https://example.com/clip.mp4", "videos/")  # doctest: +SKIP
     >>> result = await task   # later, in any cell
     """
-    return DownloadTask(url, dest, kwargs)
+    opts = make_options(**options)
+    return DownloadTask(url, dest, opts, options.get("session"))
 
 
-def download_sync(url: str, dest: Any = None, **kwargs: Any) -> DownloadResult:
+def download_sync(url: str, dest: PathLike | None = None, **options: Unpack[DownloadOptions]) -> DownloadResult:
     """Blocking :func:`download`, for scripts and for cells that should wait.
+
+    Takes the same arguments as :func:`download`; a bad option raises before anything runs.
 
     Examples
     --------
     >>> result = vidnb.download_sync("https://example.com/clip.mp4", "clip.mp4")  # doctest: +SKIP
     """
-    return run_sync(download(url, dest, **kwargs))
+    opts = make_options(**options)
+    return run_sync(download_with(url, dest, opts, options.get("session")))
 
 
 def running_tasks() -> list[DownloadTask]:
