@@ -429,14 +429,18 @@ def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def paired_ratios(values: Sequence[float | None], baseline: Sequence[float | None]) -> list[float]:
+    """Per-round ratios values[i] / baseline[i], leaving out rounds where either failed."""
+    return [v / b for v, b in zip(values, baseline, strict=False) if v is not None and b]
+
+
 def paired_ratio(values: Sequence[float | None], baseline: Sequence[float | None]) -> float:
     """Median of per-round ratios values[i] / baseline[i].
 
     Pairing by round cancels slow drifts (thermal, background load) that
     would skew a ratio of two independent medians.
     """
-    ratios = [v / b for v, b in zip(values, baseline) if v is not None and b]
-    return median(ratios)
+    return median(paired_ratios(values, baseline))
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -445,7 +449,7 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> 
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
 
     def line(r: Sequence[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) + " |"
 
     out = [line(cells[0]), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [line(r) for r in cells[1:]]

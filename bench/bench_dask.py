@@ -110,7 +110,7 @@ def main() -> None:
     rows = []
     for n in names:
         med = statistics.median(walls[n])
-        ratio = statistics.median(s / w for s, w in zip(walls["single"], walls[n]))
+        ratio = statistics.median(s / w for s, w in zip(walls["single"], walls[n], strict=True))
         rows.append([
             n if n.startswith("single") else f"{n} ({args.workers} workers)",
             f"{med:.2f}",

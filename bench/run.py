@@ -2,13 +2,15 @@
 
     python bench/run.py            # the full run (about 5-8 minutes on 2 cores)
     python bench/run.py --quick    # small sizes, 2 rounds: a smoke test in under a minute
+    python bench/run.py --only a,b,c --baseline /tmp/base   # this tree vs another checkout
 
 Sections (pick some with ``--only a,b``):
 
 a. one large file (1 GiB), single stream, unthrottled;
 b. 200 MiB through nginx ``limit_rate 20m`` (20 MiB/s per connection), with 1, 4, 8, 16
    connections and ``"auto"``;
-c. a batch of 1000 x 1 MiB files, 16 at a time (vidnb row only when ``vidnb._batch`` exists);
+c. a batch of 1000 x 1 MiB files, 16 at a time (vidnb row only when ``vidnb.download_many_sync``
+   exists);
 p. progress bar on vs off (more rounds: the difference is small);
 m. peak RSS on 100 MiB vs 1 GiB;
 i. ``import vidnb`` vs ``import aiohttp``.
@@ -24,6 +26,13 @@ vidnb runs from this working tree with its bytecode cached in a private
 and imports count, but not compiling the sources each time. Installs nothing: exits
 naming the Debian package when nginx or curl is missing, and leaves out rows for a
 missing wget or aria2c with a note.
+
+``--baseline PATH`` adds, next to every vidnb row, a ``<name> [baseline]`` row running the
+same command with ``PYTHONPATH`` set to PATH, another checkout of vidnb (own bytecode cache
+too); the tables gain a ``this ÷ baseline`` column and the report ends with a table of
+those ratios. Before any timing, each vidnb command runs once per tree on a small file and
+must load every ``vidnb`` module from its own tree: the editable install's finder would
+otherwise fill a submodule missing from one tree with the other tree's copy, unnoticed.
 """
 
 from __future__ import annotations
@@ -47,13 +56,19 @@ PLAIN = str(Path(__file__).resolve().parent / "plain_aiohttp.py")
 
 Argv = Callable[[str, Path], list[str]]  # (url or list file, destination) -> argv
 
+BASELINE = " [baseline]"  # suffix of a baseline twin's row name
 
-@dataclass
+
+# eq=False: competitors are told apart by identity (a twin points at its row and back).
+@dataclass(eq=False)
 class Competitor:
     name: str
     argv: Argv
     tag: str = ""  # short key used for ratios and targets
     capture_stderr: bool = True
+    vidnb: bool = False  # runs vidnb: gets a baseline twin under --baseline
+    tree: Tree | None = None  # vidnb rows: the checkout it imports vidnb from
+    twin: Competitor | None = None  # on this tree's vidnb row: its baseline twin
     walls: list[float | None] = field(default_factory=list)
     cpus: list[float | None] = field(default_factory=list)
     rss: list[float | None] = field(default_factory=list)
@@ -73,6 +88,7 @@ class Section:
     size: int  # bytes per run (all files)
     check: Callable[[Competitor, Path], str | None]
     rounds: int
+    probe: str = ""  # a small target of the same kind, to try each vidnb command before timing
     notes: list[str] = field(default_factory=list)
 
 
@@ -89,6 +105,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--batch-files", type=int, default=None, help="section c file count (default 1000)")
     p.add_argument("--out-dir", type=Path, default=None, help="where downloads go (default: a temp dir)")
     p.add_argument("--timeout", type=float, default=300.0, help="per-command timeout in seconds")
+    p.add_argument("--baseline", type=Path, default=None, metavar="PATH",
+                   help="another vidnb checkout: every vidnb row gets a twin running from PATH")
     a = p.parse_args()
     q = a.quick
     a.rounds = a.rounds or (2 if q else 3)
@@ -96,15 +114,119 @@ def parse_args() -> argparse.Namespace:
     a.throttled_mib = a.throttled_mib or (40 if q else 200)
     a.batch_files = a.batch_files or (100 if q else 1000)
     a.only = {s.strip() for s in a.only.split(",") if s.strip()}
+    if a.baseline is not None:
+        a.baseline = a.baseline.resolve()
+        if not (a.baseline / "vidnb" / "__init__.py").is_file():
+            p.error(f"--baseline {a.baseline}: no vidnb/__init__.py there")
+        if a.baseline == REPO:
+            p.error("--baseline is this tree")
     return a
 
 
-def vidnb_env(work: Path) -> dict[str, str]:
+def vidnb_env(work: Path, tree: Path = REPO, cache: str = "pycache") -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    # A cache per tree: the two trees' bytecode never meets, and neither tree gets __pycache__ dirs.
+    env["PYTHONPYCACHEPREFIX"] = str(work / cache)
     return env
+
+
+@dataclass
+class Tree:
+    """One vidnb checkout as the bench's child processes see it."""
+
+    path: Path
+    env: dict[str, str]
+    label: str  # for the report header: path and commit
+    has_many: bool = False  # public vidnb.download_many_sync exists
+
+
+# Printed by a probe run after the bench's own code: the file of every loaded vidnb module.
+_MODULE_REPORT = ("; import sys as _s; print(*sorted({getattr(m, '__file__', None) or '' "
+                  "for n, m in list(_s.modules.items()) if n.partition('.')[0] == 'vidnb'}), sep='\\n')")
+
+
+def open_tree(path: Path, env: dict[str, str], cwd: Path) -> Tree:
+    """Compile *path*'s vidnb into its cache (as pip does at install) and check it is the one imported.
+
+    *cwd* must be where the timed commands run: ``python -c`` puts the current directory
+    first on sys.path, so from inside a checkout its vidnb shadows PYTHONPATH.
+    """
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(path / "vidnb")], env=env, cwd=cwd,
+                   check=True, stdout=subprocess.DEVNULL)
+    code = "import vidnb; print(vidnb.__file__); print(callable(getattr(vidnb, 'download_many_sync', None)))"
+    res = subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True)
+    if res.returncode != 0:
+        sys.exit(f"error: `import vidnb` from {path} failed: {h.error_summary(res.stderr, res.returncode)}")
+    file, has_many = res.stdout.split()
+    if not Path(file).resolve().is_relative_to(path / "vidnb"):
+        sys.exit(f"error: with PYTHONPATH={path}, `import vidnb` loads {file}")
+    return Tree(path, env, f"{path} ({_git_head(path)})", has_many == "True")
+
+
+def _git_head(path: Path) -> str:
+    # GIT_OPTIONAL_LOCKS=0: read only, never refresh the index of a tree others are working in.
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+    git = ["git", "-C", str(path)]
+    try:
+        head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, env=env,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no", "--", "vidnb"],
+                               capture_output=True, text=True, env=env, timeout=10).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "not a git checkout"
+    if not head:
+        return "not a git checkout"
+    return f"HEAD {head}" + (" + uncommitted changes in vidnb/" if dirty else "")
+
+
+def add_twins(comps: list[Competitor], ours: Tree, base: Tree | None) -> list[Competitor]:
+    """*comps* with each vidnb row followed by its baseline twin (same argv, the baseline's tree).
+
+    Adjacent, so within a round the two run back to back and share the machine's state of the moment.
+    """
+    out: list[Competitor] = []
+    for c in comps:
+        out.append(c)
+        if c.vidnb:
+            c.tree = ours
+            if base is not None:
+                c.twin = Competitor(c.name + BASELINE, c.argv, c.tag + BASELINE, c.capture_stderr, vidnb=True,
+                                    tree=base)
+                out.append(c.twin)
+    return out
+
+
+def probe(sec: Section, c: Competitor, out: Path, timeout: float) -> None:
+    """Run vidnb row *c*'s command once on the section's small target, untimed.
+
+    A command that fails marks the row failed (it is then skipped, as in a round). A vidnb
+    module loaded from outside the row's tree ends the bench: its numbers would be the other tree's.
+    """
+    assert c.tree is not None
+    dest = out / f"{sec.key}-probe"
+    clean(dest)
+    if sec.key == "c":
+        dest.mkdir(parents=True)
+    argv = c.argv(sec.probe, dest)
+    argv[argv.index("-c") + 1] += _MODULE_REPORT
+    try:
+        res = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=c.tree.env,
+                             cwd=dest.parent, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        c.failure = "probe on a small file timed out"
+        return
+    finally:
+        clean(dest)
+    if res.returncode != 0:
+        c.failure = f"probe on a small file: {h.error_summary(res.stderr, res.returncode)}"
+        return
+    own = c.tree.path / "vidnb"
+    strays = [f for f in res.stdout.splitlines() if f and not Path(f).resolve().is_relative_to(own)]
+    if strays:
+        sys.exit(f"error: {c.name!r} loaded {strays[0]}, outside {own} "
+                 f"({len(strays)} such modules); is a module missing from that tree?")
 
 
 def vidnb_single(progress: bool, connections: int | str = 1) -> Argv:
@@ -167,8 +289,8 @@ def run_one(sec: Section, c: Competitor, dest: Path, env: dict[str, str], timeou
     clean(dest)
     if sec.key == "c":
         dest.mkdir(parents=True)
-    res = h.time_command(c.argv(sec.target, dest), capture_stderr=c.capture_stderr, env=env, cwd=dest.parent,
-                         timeout=timeout)
+    res = h.time_command(c.argv(sec.target, dest), capture_stderr=c.capture_stderr,
+                         env=c.tree.env if c.tree else env, cwd=dest.parent, timeout=timeout)
     problem = None if res.ok else h.error_summary(res.stderr, res.returncode)
     if problem is None:
         problem = sec.check(c, dest)
@@ -186,6 +308,9 @@ def run_one(sec: Section, c: Competitor, dest: Path, env: dict[str, str], timeou
 
 def run_section(sec: Section, out: Path, env: dict[str, str], timeout: float) -> None:
     print(f"== {sec.key}. {sec.title}", file=sys.stderr, flush=True)
+    for c in sec.competitors:
+        if c.vidnb:
+            probe(sec, c, out, timeout)
     for rnd in range(sec.rounds):
         order = sec.competitors if rnd % 2 == 0 else sec.competitors[::-1]
         for c in order:
@@ -196,7 +321,7 @@ def run_section(sec: Section, out: Path, env: dict[str, str], timeout: float) ->
                 continue
             run_one(sec, c, out / f"{sec.key}-out", env, timeout)
             w = c.walls[-1]
-            print(f"  round {rnd + 1}/{sec.rounds} {c.name:<34} "
+            print(f"  round {rnd + 1}/{sec.rounds} {c.name:<46} "
                   + (f"{w:7.3f} s" if w is not None else f"FAILED: {c.failure}"), file=sys.stderr, flush=True)
 
 
@@ -213,11 +338,15 @@ def fmt_ratio(x: float) -> str:
 
 def table(sec: Section, refs: Sequence[Competitor]) -> str:
     headers = ["competitor", "wall s", "MB/s", "CPU s", "peak RSS MiB"] + [f"{r.name} ÷ this" for r in refs]
+    twins = any(c.twin for c in sec.competitors)
+    if twins:
+        headers.append("this ÷ baseline")
     rows: list[list[object]] = []
     for c in sec.competitors:
         ok = c.ok()
+        vs_base: list[object] = [fmt_ratio(ratio(c, c.twin)) if c.twin else ""] if twins else []
         if not ok:
-            rows.append([c.name, f"failed: {c.failure}", "", "", ""] + [""] * len(refs))
+            rows.append([c.name, f"failed: {c.failure}", "", "", ""] + [""] * len(refs) + vs_base)
             continue
         wall = h.median(ok)
         name = c.name if not c.failure else f"{c.name} ({len(ok)}/{len(c.walls)} ok: {c.failure})"
@@ -227,8 +356,29 @@ def table(sec: Section, refs: Sequence[Competitor]) -> str:
             f"{sec.size / h.MB / wall:.0f}",
             f"{h.median([x for x in c.cpus if x is not None]):.2f}",
             f"{max(x for x in c.rss if x is not None):.0f}",
-        ] + [("1" if r is c else fmt_ratio(ratio(r, c))) for r in refs])
+        ] + [("1" if r is c else fmt_ratio(ratio(r, c))) for r in refs] + vs_base)
     return h.markdown_table(headers, rows)
+
+
+def baseline_table(sections: dict[str, Section], imports: ImportCost | None) -> str:
+    """This tree's vidnb rows against their baseline twins: wall medians and the spread of per-round ratios."""
+    pairs: list[tuple[str, str, Sequence[float | None], Sequence[float | None]]] = [
+        (key, c.name, c.walls, c.twin.walls) for key, sec in sections.items() for c in sec.competitors if c.twin]
+    if imports is not None and imports.baseline:
+        pairs.append(("i", "python -c 'import vidnb'", imports.vidnb, imports.baseline))
+    rows: list[list[object]] = []
+    for key, name, ours, base in pairs:
+        per_round = h.paired_ratios(ours, base)
+        spread = f"{min(per_round):.2f}-{max(per_round):.2f}" if per_round else ""
+        rows.append([key, name, _median_s(ours), _median_s(base), fmt_ratio(h.median(per_round)), spread,
+                     f"{len(per_round)}/{len(ours)}"])
+    return h.markdown_table(["section", "row", "this s", "baseline s", "this ÷ baseline", "min-max", "rounds"],
+                            rows)
+
+
+def _median_s(walls: Sequence[float | None]) -> str:
+    ok = [w for w in walls if w is not None]
+    return f"{h.median(ok):.3f}" if ok else "failed"
 
 
 def find(sec: Section | None, tag: str) -> Competitor | None:
@@ -246,7 +396,8 @@ def main() -> int:
     curl = h.require_tool("curl", "curl")
     wget = h.optional_tool("wget")
     aria2c = h.optional_tool("aria2c")
-    missing = [f"{n} (Debian package {p})" for n, p, t in (("wget", "wget", wget), ("aria2c", "aria2", aria2c)) if not t]
+    optional = (("wget", "wget", wget), ("aria2c", "aria2", aria2c))
+    missing = [f"{n} (Debian package {p})" for n, p, t in optional if not t]
 
     work = Path(tempfile.mkdtemp(prefix="vidnb-bench-"))
     os.chmod(work, 0o755)
@@ -256,7 +407,6 @@ def main() -> int:
     data = work / "data"
     data.mkdir()
     os.chmod(data, 0o755)
-    has_batch = (REPO / "vidnb" / "_batch.py").exists()
     t_start = time.monotonic()
     sections: dict[str, Section] = {}
     extra: dict[str, object] = {}
@@ -267,9 +417,13 @@ def main() -> int:
         return name, h.sha256_file(path)
 
     try:
-        # Compile vidnb's bytecode once, as an install would.
-        subprocess.run([sys.executable, "-c", "import vidnb"], env=env, check=True)
+        ours = open_tree(REPO, env, out)
+        base = (open_tree(args.baseline, vidnb_env(work, args.baseline, "pycache-baseline"), out)
+                if args.baseline else None)
+        print(f"vidnb from {ours.label}" + (f", baseline from {base.label}" if base else ""),
+              file=sys.stderr, flush=True)
         print("generating data ...", file=sys.stderr, flush=True)
+        probe_name, _ = make("probe.mp4", h.MIB)
         single_size = args.single_mib * h.MIB
         thr_size = args.throttled_mib * h.MIB
         if args.only & {"a", "p", "m"}:
@@ -289,6 +443,7 @@ def main() -> int:
             # Untimed warm-up: page cache, nginx's first request, the filesystem's first big file.
             for name in [n for n in ("single.mp4", "throttled.mp4", "small.mp4") if (data / n).exists()]:
                 h.time_command([curl, "-s", "-o", "/dev/null", srv.url(name)])
+            probe_url = srv.url(probe_name)
 
             def curl1(url: str, dest: Path) -> list[str]:
                 return [curl, "-s", "-f", "-o", str(dest), url]
@@ -308,8 +463,8 @@ def main() -> int:
 
             if "a" in args.only:
                 comps = [
-                    Competitor("vidnb (progress on)", vidnb_single(True), "vidnb", capture_stderr=False),
-                    Competitor("vidnb (progress off)", vidnb_single(False), "vidnb-quiet"),
+                    Competitor("vidnb (progress on)", vidnb_single(True), "vidnb", capture_stderr=False, vidnb=True),
+                    Competitor("vidnb (progress off)", vidnb_single(False), "vidnb-quiet", vidnb=True),
                     Competitor("curl", curl1, "curl"),
                 ]
                 if wget:
@@ -317,29 +472,33 @@ def main() -> int:
                 if aria2c:
                     comps.append(Competitor("aria2c -x1", aria(1), "aria2c"))
                 comps.append(Competitor("plain aiohttp (iter_any + write)", plain(), "aiohttp"))
-                sections["a"] = Section("a", f"{args.single_mib} MiB, one stream, unthrottled", comps,
-                                        srv.url(single_name), single_size, check_file(single_size, single_sha),
-                                        args.rounds)
+                sections["a"] = Section("a", f"{args.single_mib} MiB, one stream, unthrottled",
+                                        add_twins(comps, ours, base), srv.url(single_name), single_size,
+                                        check_file(single_size, single_sha), args.rounds, probe_url)
             if "b" in args.only:
                 url = srv.url(thr_name, throttled=True)
-                comps = [Competitor(f"vidnb connections={n}", vidnb_single(False, n), f"vidnb-{n}")
+                comps = [Competitor(f"vidnb connections={n}", vidnb_single(False, n), f"vidnb-{n}", vidnb=True)
                          for n in (1, 4, 8, 16)]
-                comps.append(Competitor('vidnb connections="auto"', vidnb_single(False, "auto"), "vidnb-auto"))
+                comps.append(Competitor('vidnb connections="auto"', vidnb_single(False, "auto"), "vidnb-auto",
+                                        vidnb=True))
                 comps.append(Competitor("curl", curl1, "curl"))
                 if aria2c:
                     comps += [Competitor("aria2c -x8 -s8 -k1M", aria(8), "aria2c-8"),
                               Competitor("aria2c -x16 -s16 -k1M", aria(16), "aria2c-16")]
                 comps.append(Competitor("plain aiohttp, 8 ranges + pwrite", plain(8), "aiohttp-8"))
                 sections["b"] = Section("b", f"{args.throttled_mib} MiB through limit_rate 20m per connection",
-                                        comps, url, thr_size, check_file(thr_size, thr_sha), args.rounds)
+                                        add_twins(comps, ours, base), url, thr_size, check_file(thr_size, thr_sha),
+                                        args.rounds, srv.url(probe_name, throttled=True))
             if "c" in args.only:
                 listfile = work / "urls.txt"
                 urls = [srv.url(f"batch/{n}") for n in batch_names]
                 listfile.write_text("\n".join(urls) + "\n")
+                probe_list = work / "probe-urls.txt"
+                probe_list.write_text("\n".join(urls[:2]) + "\n")
                 curlcfg = work / "curl.cfg"
                 comps = []
-                if has_batch:
-                    comps.append(Competitor("vidnb.download_many (16)", vidnb_batch, "vidnb"))
+                if ours.has_many:
+                    comps.append(Competitor("vidnb.download_many (16)", vidnb_batch, "vidnb", vidnb=True))
                 comps.append(Competitor(
                     "curl --parallel --parallel-max 16",
                     lambda lf, dest: _curl_batch(curl, curlcfg, urls, dest), "curl"))
@@ -352,33 +511,40 @@ def main() -> int:
                 comps.append(Competitor("plain aiohttp, 16 at once",
                                         lambda lf, dest: [sys.executable, PLAIN, "many", lf, str(dest), "16"],
                                         "aiohttp"))
-                sec = Section("c", f"{args.batch_files} x 1 MiB, 16 at a time", comps, str(listfile),
-                              args.batch_files * h.MIB, check_folder(batch_names, h.MIB), args.rounds)
-                if not has_batch:
-                    sec.notes.append("vidnb: not available (vidnb/_batch.py, download_many, has not landed).")
+                # A baseline without download_many gets no twin row, and a note instead.
+                sec = Section("c", f"{args.batch_files} x 1 MiB, 16 at a time",
+                              add_twins(comps, ours, base if base and base.has_many else None), str(listfile),
+                              args.batch_files * h.MIB, check_folder(batch_names, h.MIB), args.rounds,
+                              str(probe_list))
+                if not ours.has_many:
+                    sec.notes.append("vidnb: not available (this tree has no vidnb.download_many_sync).")
+                if base and not base.has_many:
+                    sec.notes.append(f"vidnb{BASELINE}: not available ({base.path} has no vidnb.download_many_sync).")
                 sections["c"] = sec
             if "p" in args.only:
                 # The difference is a few per cent: more, shorter rounds than section a.
-                comps = [Competitor("vidnb progress on", vidnb_single(True), "on", capture_stderr=False),
-                         Competitor("vidnb progress off", vidnb_single(False), "off")]
-                sections["p"] = Section("p", f"progress on vs off ({args.single_mib} MiB)", comps,
-                                        srv.url(single_name), single_size, check_file(single_size, single_sha),
-                                        args.rounds * 2 + 1)
+                comps = [Competitor("vidnb progress on", vidnb_single(True), "on", capture_stderr=False, vidnb=True),
+                         Competitor("vidnb progress off", vidnb_single(False), "off", vidnb=True)]
+                sections["p"] = Section("p", f"progress on vs off ({args.single_mib} MiB)",
+                                        add_twins(comps, ours, base), srv.url(single_name), single_size,
+                                        check_file(single_size, single_sha), args.rounds * 2 + 1, probe_url)
             if "m" in args.only:
-                comps = [Competitor("vidnb 100 MiB", vidnb_single(True), "small", capture_stderr=False)]
-                sections["m"] = Section("m", "peak RSS, 100 MiB file", comps, srv.url(small_name), 100 * h.MIB,
-                                        check_file(100 * h.MIB, small_sha), args.rounds)
+                comps = [Competitor("vidnb 100 MiB", vidnb_single(True), "small", capture_stderr=False, vidnb=True)]
+                sections["m"] = Section("m", "peak RSS, 100 MiB file", add_twins(comps, ours, base),
+                                        srv.url(small_name), 100 * h.MIB, check_file(100 * h.MIB, small_sha),
+                                        args.rounds, probe_url)
 
             for key in "abcpm":
                 if key in sections:
                     run_section(sections[key], out, env, args.timeout)
             nginx_version = h.tool_version([nginx, "-v"]).split("/")[-1]
         if "i" in args.only:
-            extra["import"] = import_cost(env, 10 if args.quick else 25)
+            extra["import"] = import_cost(ours, base, work, 10 if args.quick else 25)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    report(args, sections, extra, nginx_version, curl, wget, aria2c, missing, time.monotonic() - t_start)
+    report(args, sections, extra, nginx_version, curl, wget, aria2c, missing, time.monotonic() - t_start,
+           ours, base)
     return 0
 
 
@@ -387,23 +553,41 @@ def _curl_batch(curl: str, cfg: Path, urls: Sequence[str], dest: Path) -> list[s
     return [curl, "-s", "-f", "--parallel", "--parallel-max", "16", "-K", str(cfg)]
 
 
-def import_cost(env: dict[str, str], rounds: int) -> dict[str, float]:
-    """Median wall of ``python -c 'import aiohttp'`` and ``'import vidnb'``, paired, bytecode cached."""
-    base: list[float | None] = []
-    ours: list[float | None] = []
+@dataclass
+class ImportCost:
+    """Per-round walls of ``python -c 'import ...'``; ``baseline`` is empty without --baseline."""
+
+    aiohttp: list[float | None]
+    vidnb: list[float | None]
+    baseline: list[float | None]
+
+    @property
+    def extra_ms(self) -> float:
+        """Median over rounds of vidnb's import minus aiohttp's, in the same round."""
+        diffs = [o - b for o, b in zip(self.vidnb, self.aiohttp, strict=True) if o is not None and b is not None]
+        return 1000 * h.median(diffs)
+
+
+def import_cost(ours: Tree, base: Tree | None, cwd: Path, rounds: int) -> ImportCost:
+    """``python -c 'import aiohttp'`` and ``'import vidnb'`` (per tree), in alternating order, bytecode cached.
+
+    *cwd* is outside both trees, so the current directory on sys.path cannot pick the vidnb.
+    """
+    cost = ImportCost([], [], [])
+    runs = [("import aiohttp", ours.env, cost.aiohttp), ("import vidnb", ours.env, cost.vidnb)]
+    if base is not None:
+        runs.append(("import vidnb", base.env, cost.baseline))
     print("== i. import time", file=sys.stderr, flush=True)
     for rnd in range(rounds):
-        pair = [("import aiohttp", base), ("import vidnb", ours)]
-        for code, acc in pair if rnd % 2 == 0 else pair[::-1]:
-            res = h.time_command([sys.executable, "-c", code], env=env, exact_rss=False)
+        for code, env, acc in runs if rnd % 2 == 0 else runs[::-1]:
+            res = h.time_command([sys.executable, "-c", code], env=env, cwd=cwd, exact_rss=False)
             acc.append(res.wall_s if res.ok else None)
-    diffs = [o - b for o, b in zip(ours, base) if o is not None and b is not None]
-    return {"aiohttp": h.median([b for b in base if b]), "vidnb": h.median([o for o in ours if o]),
-            "extra_ms": 1000 * h.median(diffs)}
+    return cost
 
 
 def report(args: argparse.Namespace, sections: dict[str, Section], extra: dict[str, object], nginx_version: str,
-           curl: str, wget: str | None, aria2c: str | None, missing: list[str], took: float) -> None:
+           curl: str, wget: str | None, aria2c: str | None, missing: list[str], took: float, ours: Tree,
+           base: Tree | None) -> None:
     versions = {"nginx": nginx_version, "curl": h.tool_version([curl, "--version"]).split()[1]}
     if wget:
         versions["wget"] = h.tool_version([wget, "--version"]).split()[2]
@@ -416,6 +600,8 @@ def report(args: argparse.Namespace, sections: dict[str, Section], extra: dict[s
     print()
     print(f"**vidnb bench** ({'quick' if args.quick else 'full'} run, {took / 60:.1f} min): "
           + h.machine_info({"cpu": cpu, **versions, "rounds": str(args.rounds)}))
+    print()
+    print(f"vidnb: {ours.label}" + (f"; baseline (`{BASELINE.strip()}` rows): {base.label}" if base else ""))
     print()
     print("Wall and CPU (user+sys) are medians over rounds; MB = 10^6 bytes; peak RSS is the largest seen. "
           "`X ÷ this` is the median over rounds of X's wall time divided by this row's in the same round "
@@ -436,6 +622,15 @@ def report(args: argparse.Namespace, sections: dict[str, Section], extra: dict[s
     print()
     rows = targets(sections, extra)
     print(h.markdown_table(["target", "measured", "met"], rows))
+    if base is not None:
+        imports = extra.get("import")
+        print()
+        print("### This tree vs baseline")
+        print()
+        print(f"Wall time of this tree's vidnb row ÷ its `{BASELINE.strip()}` twin's in the same round: "
+              "median and min-max over rounds (below 1: this tree is faster).")
+        print()
+        print(baseline_table(sections, imports if isinstance(imports, ImportCost) else None))
 
 
 def targets(sections: dict[str, Section], extra: dict[str, object]) -> list[list[str]]:
@@ -470,9 +665,9 @@ def targets(sections: dict[str, Section], extra: dict[str, object]) -> list[list
         add("peak RSS 1 GiB / 100 MiB within 10 %", max(x for x in big.rss if x) / max(x for x in small.rss if x),
             1.10)
     imp = extra.get("import")
-    if isinstance(imp, dict):
-        add(f"`import vidnb` minus `import aiohttp` ({imp['aiohttp'] * 1000:.0f} ms) <= 50 ms",
-            imp["extra_ms"], 50, "ms")
+    if isinstance(imp, ImportCost):
+        aiohttp_ms = 1000 * h.median([w for w in imp.aiohttp if w is not None])
+        add(f"`import vidnb` minus `import aiohttp` ({aiohttp_ms:.0f} ms) <= 50 ms", imp.extra_ms, 50, "ms")
     return rows
 
 
