@@ -11,13 +11,19 @@ import pytest
 from vidnb import _urls
 from vidnb._errors import InvalidURLError, VidnbError
 from vidnb._urls import (
+    LONGEST_SIDE_SUFFIX,
+    NAME_MAX_BYTES,
+    SERVER_NAME_MAX_BYTES,
     choose_filename,
     filename_from_content_disposition,
     filename_from_url,
     redact_url,
     safe_filename,
+    server_filename,
     validate_url,
 )
+
+LIMIT = SERVER_NAME_MAX_BYTES
 
 # --------------------------------------------------------------------------- validate_url
 
@@ -275,11 +281,83 @@ def test_safe_filename_truncates_keeping_extension_and_whole_characters(char: st
     result = safe_filename(name)
     assert result is not None
     encoded = result.encode("utf-8")
-    assert len(encoded) <= 255
+    assert len(encoded) <= LIMIT
     # not wasteful: at most one character's worth shorter than the limit
-    assert len(encoded) > 255 - len(char.encode("utf-8"))
+    assert len(encoded) > LIMIT - len(char.encode("utf-8"))
     assert result.endswith(".mp4")
     assert set(result[: -len(".mp4")]) == {char}
+
+
+def test_the_default_limit_leaves_room_for_the_longest_suffix() -> None:
+    assert NAME_MAX_BYTES == 255 and LONGEST_SIDE_SUFFIX == ".part.json.tmp"
+    assert SERVER_NAME_MAX_BYTES == 241
+
+
+@pytest.mark.parametrize(
+    ("stem_bytes", "expected_bytes"),
+    [(LIMIT - 4, LIMIT), (LIMIT - 3, LIMIT), (LIMIT + 10, LIMIT), (1000, LIMIT)],
+)
+def test_safe_filename_default_limit_is_exact(stem_bytes: int, expected_bytes: int) -> None:
+    name = "a" * stem_bytes + ".mp4"
+    result = safe_filename(name)
+    assert result is not None and result.endswith(".mp4")
+    assert len(result.encode("utf-8")) == min(expected_bytes, len(name))
+    if len(name) <= LIMIT:
+        assert result == name  # a name that fits is not touched
+
+
+def test_safe_filename_a_255_byte_name_is_cut_to_the_limit() -> None:
+    name = "x" * 251 + ".mp4"
+    assert safe_filename(name) == "x" * (LIMIT - 4) + ".mp4"
+
+
+@pytest.mark.parametrize(("char", "width"), [("é", 2), ("中", 3), ("🎬", 4)])
+@pytest.mark.parametrize("shift", range(4))
+def test_safe_filename_cuts_on_a_character_boundary_at_every_offset(char: str, width: int, shift: int) -> None:
+    # "a" * shift moves the limit to each byte of a multi-byte character in turn.
+    name = "a" * shift + char * 200 + ".mp4"
+    result = safe_filename(name)
+    assert result is not None and result.endswith(".mp4")
+    encoded = result.encode("utf-8")
+    assert LIMIT - width < len(encoded) <= LIMIT
+    assert result == "a" * shift + char * ((LIMIT - 4 - shift) // width) + ".mp4"
+    assert "\ufffd" not in result
+
+
+def test_safe_filename_without_extension_is_cut_to_the_limit() -> None:
+    assert safe_filename("é" * 300) == "é" * (LIMIT // 2)
+    assert safe_filename("a" * 300) == "a" * LIMIT
+
+
+@pytest.mark.parametrize(
+    ("name", "tail"),
+    [
+        ("t" * 300 + ".audio.ts", ".audio.ts"),  # HLS audio beside t...t.ts: the cut must not make it t...t.ts
+        ("t" * 300 + ".tar.gz", ".tar.gz"),
+        ("t" * 300 + ".2024.mp4", "t.mp4"),  # only a word is kept with the extension, not a number
+        ("t" * 300 + ".webm", "t.webm"),
+        ("t" * 300 + ". x.mp4", "t.mp4"),  # " x" is no extension: it is cut off with the end of the stem
+    ],
+)
+def test_safe_filename_keeps_a_word_extension_before_the_last(name: str, tail: str) -> None:
+    result = safe_filename(name)
+    assert result is not None and result.endswith(tail)
+    assert len(result.encode("utf-8")) == LIMIT
+
+
+def test_hls_audio_name_stays_apart_from_its_video_name() -> None:
+    video = safe_filename("t" * 300 + ".ts")
+    assert video is not None
+    audio = safe_filename(video[: -len(".ts")] + ".audio.ts")  # as _hls_playlist.output_name makes it
+    assert audio is not None and audio != video and audio.endswith(".audio.ts")
+    assert len(audio.encode("utf-8")) <= LIMIT
+
+
+def test_safe_filename_replaces_undecodable_bytes() -> None:
+    # aiohttp decodes raw non-UTF-8 header bytes to lone surrogates ("caf\xe9" -> "caf\udce9").
+    assert safe_filename("caf\udce9.mp4") == "caf\ufffd.mp4"
+    long = safe_filename("\udce9" * 300 + ".mp4")
+    assert long is not None and long.endswith(".mp4") and len(long.encode("utf-8")) <= LIMIT
 
 
 def test_safe_filename_truncation_of_mixed_widths_never_splits_characters() -> None:
@@ -425,7 +503,34 @@ def test_choose_filename_truncates_long_names() -> None:
     url = "https://e.com/" + "%C3%A9" * 300 + ".mp4"
     name = choose_filename(url, None)
     assert name is not None and name.endswith(".mp4")
-    assert len(name.encode("utf-8")) <= 255
+    assert len(name.encode("utf-8")) <= LIMIT
+
+
+def test_choose_filename_truncates_a_long_content_disposition_name() -> None:
+    name = choose_filename("https://e.com/x", "attachment; filename*=UTF-8''" + "%E4%B8%AD" * 100 + ".webm")
+    assert name == "中" * ((LIMIT - 5) // 3) + ".webm"
+
+
+# --------------------------------------------------------------------------- server_filename
+
+
+def test_server_filename_cuts_again_after_adding_the_sniffed_extension() -> None:
+    url = "https://e.com/" + "a" * 300  # no extension: the sniffed one is added
+    name = server_filename(url, None, ".mp4")
+    assert name == "a" * (LIMIT - 4) + ".mp4"
+
+
+@pytest.mark.parametrize(
+    ("url", "disposition", "extension", "expected"),
+    [
+        ("https://e.com/clip", None, ".mp4", "clip.mp4"),
+        ("https://e.com/clip.webm", None, ".mp4", "clip.webm"),
+        ("https://e.com/", None, ".mp4", "video.mp4"),
+        ("https://e.com/x", 'attachment; filename="' + "b" * LIMIT + '"', ".mp4", "b" * (LIMIT - 4) + ".mp4"),
+    ],
+)
+def test_server_filename(url: str, disposition: str | None, extension: str, expected: str) -> None:
+    assert server_filename(url, disposition, extension) == expected
 
 
 # --------------------------------------------------------------------------- module hygiene

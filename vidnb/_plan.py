@@ -20,6 +20,10 @@ Naming rule (decides what can be checked before starting). An item's file is:
    costs one request per such item.
 
 ``names="server"`` uses rule 3 for every item without an explicit filename.
+
+Names of rules 2 and 3 are cut to :data:`vidnb._urls.SERVER_NAME_MAX_BYTES` (extension kept),
+so that the ``.part`` and resume record beside them fit the file system's name limit too; an
+explicit filename is the user's and is used as given.
 """
 
 from __future__ import annotations

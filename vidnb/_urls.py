@@ -21,7 +21,23 @@ __all__ = [
     "filename_from_url",
     "choose_filename",
     "server_filename",
+    "NAME_MAX_BYTES",
+    "LONGEST_SIDE_SUFFIX",
+    "SERVER_NAME_MAX_BYTES",
 ]
+
+#: The longest file name most file systems take, in bytes: ext4, XFS, Btrfs, ZFS, APFS (NTFS
+#: and exFAT count 255 UTF-16 units, never more than the UTF-8 bytes). A constant rather than
+#: ``os.pathconf(folder, "PC_NAME_MAX")``: names are chosen here without a folder in hand,
+#: Windows has no pathconf, and a stacked file system (eCryptfs) reports the one below it.
+NAME_MAX_BYTES = 255
+#: The longest suffix vidnb adds to a destination's name for the files it keeps beside it,
+#: as vidnb/_files.py makes them: ``.part`` (the bytes and the lock), ``.part.json`` (the
+#: resume record), ``.part.json.tmp`` (the record being written, then renamed over it) and
+#: ``.part.lock`` (the lock on Windows). A new, longer suffix there must be named here.
+LONGEST_SIDE_SUFFIX = ".part.json.tmp"
+#: How long a name a server suggests may be (241 bytes): every file vidnb makes from it then fits.
+SERVER_NAME_MAX_BYTES = NAME_MAX_BYTES - len(LONGEST_SIDE_SUFFIX.encode("utf-8"))
 
 _EXAMPLE = "Give a full URL such as https://example.com/video.mp4"
 _SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*):")
@@ -37,6 +53,10 @@ _WINDOWS_RESERVED = frozenset(
     + [f"{dev}{n}" for dev in ("COM", "LPT") for n in "123456789\u00b9\u00b2\u00b3"]
 )
 _BARE_EXTENSION = re.compile(r"\.[A-Za-z0-9]{1,5}")
+# A word-like extension before the last one (".audio.ts", ".tar.gz") is kept with it by a cut.
+_INNER_EXTENSION = re.compile(r"\.[A-Za-z]{1,8}$")
+# Longest extension a cut keeps; a longer "extension" is more likely part of a title.
+_MAX_EXTENSION_BYTES = 16
 _CONTROL_OR_SPACE = re.compile(r"[\x00-\x1f\x7f\s]")
 
 
@@ -179,7 +199,7 @@ def _port_looks_valid(hostport: str) -> bool:
     return port is None or port == "" or (port.isascii() and port.isdigit())
 
 
-def safe_filename(name: str, *, max_bytes: int = 255) -> str | None:
+def safe_filename(name: str, *, max_bytes: int = SERVER_NAME_MAX_BYTES) -> str | None:
     """Turn a file name suggested by a server into one safe to create locally.
 
     Parameters
@@ -188,16 +208,20 @@ def safe_filename(name: str, *, max_bytes: int = 255) -> str | None:
         Raw name, e.g. from Content-Disposition or the URL path (already percent-decoded
         by the caller if wanted; no decoding happens here).
     max_bytes : int, optional
-        Maximum length of the result in UTF-8 bytes (255 fits common file systems).
+        Maximum length of the result in UTF-8 bytes. The default, :data:`SERVER_NAME_MAX_BYTES`,
+        leaves room for the suffixes of the files vidnb keeps beside a download
+        (:data:`LONGEST_SIDE_SUFFIX`) within the 255 bytes of common file systems.
 
     Returns
     -------
     str or None
-        The last path component with control and bidi characters removed,
+        The last path component with control and bidi characters removed, undecodable
+        bytes (lone surrogates, as aiohttp decodes raw header bytes) replaced by U+FFFD,
         ``<>:"|?*`` replaced by ``_``, leading dots/spaces and trailing dots/spaces
         stripped, Windows device names prefixed with ``_``, and truncated to
-        `max_bytes` keeping the extension and whole characters. None when nothing
-        usable is left (empty, ``.``, ``..``).
+        `max_bytes` keeping the extension (``.mp4``; ``.audio.ts``: one short word
+        before it too) and whole characters. None when nothing usable is left (empty,
+        ``.``, ``..``).
 
     Raises
     ------
@@ -209,7 +233,7 @@ def safe_filename(name: str, *, max_bytes: int = 255) -> str | None:
     if not isinstance(name, str):
         return None
     base = re.split(r"[/\\]", name)[-1]
-    base = "".join(c for c in base if c not in _BIDI and unicodedata.category(c) != "Cc")
+    base = "".join(_clean_char(c) for c in base if c not in _BIDI)
     base = _WINDOWS_INVALID.sub("_", base).lstrip(". ").rstrip(". ")
     if base in ("", ".", ".."):
         return None
@@ -220,18 +244,41 @@ def safe_filename(name: str, *, max_bytes: int = 255) -> str | None:
     return base or None
 
 
+def _clean_char(c: str) -> str:
+    cat = unicodedata.category(c)
+    if cat == "Cc":
+        return ""
+    # A lone surrogate (a raw byte aiohttp could not decode) would be written to disk as that
+    # byte, giving a name that is not UTF-8, and it cannot be encoded to measure the name.
+    return "\ufffd" if cat == "Cs" else c
+
+
 def _truncate(name: str, max_bytes: int) -> str:
     """Cut `name` to `max_bytes` UTF-8 bytes, keeping a short extension and whole characters."""
     if len(name.encode("utf-8")) <= max_bytes:
         return name
-    stem, dot, ext = name.rpartition(".")
-    suffix = (dot + ext).encode("utf-8")
-    if not stem or len(suffix) > min(16, max_bytes - 1):
-        stem, suffix = name, b""
+    tail = _extension(name, min(_MAX_EXTENSION_BYTES, max_bytes - 1))
+    stem = name[: len(name) - len(tail)]
+    suffix = tail.encode("utf-8")
     # "ignore" drops a multibyte character cut in half instead of producing U+FFFD.
     kept = stem.encode("utf-8")[: max_bytes - len(suffix)].decode("utf-8", "ignore")
     kept = kept.rstrip(". ") if not suffix else kept
     return (kept + suffix.decode("utf-8")) if kept else ""
+
+
+def _extension(name: str, cap: int) -> str:
+    """What a cut of `name` keeps at its end: the last extension, with one word-like extension
+    before it when both fit `cap` bytes (HLS audio is ``talk.audio.ts`` beside ``talk.ts``;
+    cutting it to ``talk.au.ts``, or even to ``talk.ts``, would lose what it is); "" when the
+    last one is longer than `cap` or there is no stem before it."""
+    stem, dot, ext = name.rpartition(".")
+    last = dot + ext
+    if not stem or len(last.encode("utf-8")) > cap:
+        return ""
+    inner = _INNER_EXTENSION.search(stem)
+    if inner is not None and inner.start() > 0 and len((inner.group() + last).encode("utf-8")) <= cap:
+        return inner.group() + last
+    return last
 
 
 def filename_from_content_disposition(header: str | None) -> str | None:
@@ -370,10 +417,11 @@ def choose_filename(url: str, content_disposition: str | None, default_stem: str
 
 def server_filename(url: str, content_disposition: str | None, extension: str | None) -> str:
     """The name a download into a folder is saved under: :func:`choose_filename`, else
-    ``video``; plus ``extension`` (the sniffed one) when the name has none."""
+    ``video``; plus ``extension`` (the sniffed one) when the name has none, the name cut
+    again if need be so that it still fits :data:`SERVER_NAME_MAX_BYTES`."""
     name = choose_filename(url, content_disposition)
     if name is None:
         return "video" + (extension or "")
     if extension and not PurePath(name).suffix:
-        name += extension
+        name = _truncate(name + extension, SERVER_NAME_MAX_BYTES)
     return name
