@@ -106,6 +106,14 @@ class Route:
         Answer 302 to this location instead.
     concurrency : Concurrency, optional
         Counts this route's requests in flight (shared with other routes).
+    ignore_if_range : bool
+        Serve a range whatever If-Range says (tornado does).
+    open_ended_ranges : bool
+        False answers an open-ended range (``bytes=N-``) with the whole file, 200, while
+        bounded ranges get their 206 (tornado and Jupyter's ``/files/`` do).
+    if_range_dates : bool
+        False answers a Last-Modified date in If-Range with the whole file (Apache does,
+        until a file is a minute old).
 
     Examples
     --------
@@ -127,6 +135,11 @@ class Route:
     content_disposition: str | None = None
     redirect: str | None = None
     concurrency: Concurrency | None = None
+    ignore_if_range: bool = False
+    open_ended_ranges: bool = True
+    if_range_dates: bool = True
+    #: Body bytes written to the socket, over every request (what crossed the wire).
+    sent: int = 0
     #: Headers of every request received, in order.
     requests: list[dict[str, str]] = field(default_factory=list)
     #: Called with each request number before answering (tests use it to react mid-stream).
@@ -190,10 +203,9 @@ async def _answer(request: web.Request, route: Route) -> web.StreamResponse:
     if route.content_disposition:
         headers["Content-Disposition"] = route.content_disposition
     rng = request.headers.get("Range")
-    if_range = request.headers.get("If-Range")
-    if rng and route.ranges and (if_range is None or if_range in (route.etag, route.last_modified)):
+    if rng and route.ranges and _if_range_holds(route, request.headers.get("If-Range")):
         m = _RANGE.match(rng.strip())
-        if m:
+        if m and (m.group(2) or route.open_ended_ranges):
             start = int(m.group(1))
             end = min(int(m.group(2)) + 1, size) if m.group(2) else size
             if start >= size:
@@ -216,6 +228,15 @@ async def _answer(request: web.Request, route: Route) -> web.StreamResponse:
         return resp  # the client went away; nothing to report
 
 
+def _if_range_holds(route: Route, if_range: str | None) -> bool:
+    """Whether a ranged request may have its range (RFC 9110 13.1.5: a strong comparison)."""
+    if if_range is None or route.ignore_if_range:
+        return True
+    if if_range.startswith('"'):
+        return route.etag is not None and not route.etag.startswith("W/") and if_range == route.etag
+    return route.if_range_dates and if_range == route.last_modified
+
+
 async def _send_body(
     request: web.Request, resp: web.StreamResponse, route: Route, body: bytes, drop_at: int | None
 ) -> web.StreamResponse:
@@ -229,11 +250,13 @@ async def _send_body(
         if drop_at is not None and sent + len(piece) >= drop_at:
             piece = piece[: max(drop_at - sent, 0)]
             if piece:
+                route.sent += len(piece)
                 await resp.write(piece)
             # Cut the connection mid-body: the client sees a short read.
             assert request.transport is not None
             request.transport.close()
             return resp
+        route.sent += len(piece)
         await resp.write(piece)
         sent += len(piece)
         while route.pause_after is not None and sent >= route.pause_after:
@@ -541,3 +564,15 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 60) -> subproc
     return subprocess.run(
         [sys.executable, "-m", "vidnb", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
     )
+
+
+def resume_from(offset: int) -> str:
+    """The Range header of a resume from byte ``offset``: it asks again for the overlap
+    before it, which vidnb compares with the bytes on disk before appending.
+
+    >>> resume_from(1_000_000)
+    'bytes=934464-'
+    """
+    from vidnb._strategy import OVERLAP
+
+    return f"bytes={offset - min(OVERLAP, offset)}-"

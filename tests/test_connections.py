@@ -16,6 +16,7 @@ from helpers import leftovers, make_video, sha
 
 import vidnb
 from vidnb import _files, _options
+from vidnb._strategy import OVERLAP, PROBE
 
 FAST = vidnb.Retry(total=5, backoff=0.01)
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)$")
@@ -37,17 +38,30 @@ def missing(dest) -> set[tuple[int, int]]:
     return {(s + d, e - 1) for s, e, d in state["segments"] if s + d < e}
 
 
+def asked_again(dest) -> set[tuple[int, int]]:
+    """What resuming the pieces of a segmented sidecar asks for: the missing bytes of each
+    piece, from the overlap before them that is compared with the disk."""
+    state = json.loads(_files.sidecar_path(dest).read_text())
+    return {(s + d - min(OVERLAP, d), e - 1) for s, e, d in state["segments"] if s + d < e}
+
+
+def bytes_asked(requests: list[dict[str, str]], size: int) -> int:
+    return sum((size - 1 if b is None else b) - a + 1 for a, b in ranges(requests))
+
+
 async def test_four_connections_fetch_four_ranges(serve, video, dest):
     url, route = serve(video)
     result = await vidnb.download(url, dest, connections=4, progress=False)
     assert dest.read_bytes() == video
     assert (result.size, result.format, result.attempts, result.resumed) == (len(video), "mp4", 1, False)
     got = ranges(route.requests)
-    assert len(route.requests) == 4 and len(got) == 4
-    # The first request probes with an open range; the others ask for their own piece.
-    assert got[0] == (0, None)
+    assert len(route.requests) == 5 and len(got) == 5
+    # The first request probes with a bounded range, then four pieces share the rest: no
+    # request reads past its piece, so exactly the file crosses the wire.
+    assert got[0] == (0, PROBE - 1)
     starts = sorted(a for a, _ in got)
     assert starts[0] == 0 and all(b == len(video) - 1 or b + 1 in starts for _, b in got[1:])
+    assert bytes_asked(route.requests, len(video)) == len(video)
     assert all(h["If-Range"] == route.etag for h in route.requests[1:])
     assert leftovers(dest.parent) == ["clip.mp4"]
 
@@ -57,11 +71,11 @@ async def test_a_dropped_piece_is_retried_alone_from_where_it_stopped(serve, vid
     result = await vidnb.download(url, dest, connections=4, retries=FAST, progress=False)
     assert dest.read_bytes() == video
     got = ranges(route.requests)
-    assert len(got) == 5 and result.attempts == 2
+    assert len(got) == 6 and result.attempts == 2
     first, last = got[1]
-    assert got[4] == (first + 300_000, last)
+    assert got[5] == (first + 300_000, last)
     # Every other piece was asked for once.
-    assert len({a for a, _ in got}) == 5
+    assert len({a for a, _ in got}) == 6
 
 
 async def test_failed_download_resumes_only_missing_pieces(serve, video, dest):
@@ -69,7 +83,7 @@ async def test_failed_download_resumes_only_missing_pieces(serve, video, dest):
     with pytest.raises(vidnb.IncompleteDownloadError):
         await vidnb.download(url, dest, connections=4, retries=0, progress=False)
     assert not dest.exists() and _files.part_path(dest).stat().st_size == len(video)
-    todo = missing(dest)
+    todo = asked_again(dest)
     assert todo
     before = len(route.requests)
     # connections=1 still resumes piece by piece (never as one stream over a holey file).
@@ -95,11 +109,13 @@ async def test_cancelled_download_resumes_only_missing_pieces(serve, dest):
         await task
     todo = missing(dest)
     assert todo and sum(b - a + 1 for a, b in todo) < len(data)
+    checks = sum(b - a for a, b in asked_again(dest)) - sum(b - a for a, b in todo)
     route.rate = None
     before = len(route.requests)
     result = await vidnb.download(url, dest, connections=4, progress=False)
     assert result.resumed and dest.read_bytes() == data
-    assert set(ranges(route.requests[before:])) == todo
+    # Only the missing bytes are asked for (cut for four connections), plus the overlap checks.
+    assert bytes_asked(route.requests[before:], len(data)) == sum(b - a + 1 for a, b in todo) + checks
 
 
 async def test_single_stream_part_is_shared_out_when_more_connections_are_asked_for(serve, video, dest):
@@ -109,14 +125,15 @@ async def test_single_stream_part_is_shared_out_when_more_connections_are_asked_
     result = await vidnb.download(url, dest, connections=4, progress=False)
     assert result.resumed and dest.read_bytes() == video
     got = ranges(route.requests[1:])
-    assert len(got) > 1 and min(a for a, _ in got) == 1_000_000
+    # The piece after the stream's bytes checks them first.
+    assert len(got) > 1 and min(a for a, _ in got) == 1_000_000 - OVERLAP
 
 
 async def test_server_without_ranges_falls_back_to_one_stream(serve, video, dest):
     url, route = serve(video, ranges=False)
     result = await vidnb.download(url, dest, connections=8, progress=False)
     assert dest.read_bytes() == video and result.attempts == 1
-    assert len(route.requests) == 1 and route.requests[0]["Range"] == "bytes=0-"
+    assert len(route.requests) == 1 and route.requests[0]["Range"] == f"bytes=0-{PROBE - 1}"
     assert leftovers(dest.parent) == ["clip.mp4"]
 
 
@@ -191,14 +208,15 @@ async def test_name_from_the_server_with_several_connections(serve, video, tmp_p
     url, route = serve(video, name="from-url.mp4")
     result = await vidnb.download(url, tmp_path, connections=4, progress=False)
     assert result.path == tmp_path / "from-url.mp4" and result.path.read_bytes() == video
-    assert len(route.requests) == 4
+    assert len(route.requests) == 5 and bytes_asked(route.requests, len(video)) == len(video)
 
 
 async def test_auto_keeps_one_connection_on_a_fast_server(serve, dest):
     data = make_video(4 * 1024 * 1024)
     url, route = serve(data)
     await vidnb.download(url, dest, connections="auto", progress=False)
-    assert dest.read_bytes() == data and len(route.requests) == 1
+    # The probe's piece, then the rest on the same one connection: nothing added, nothing cut.
+    assert dest.read_bytes() == data and ranges(route.requests) == [(0, PROBE - 1), (PROBE, len(data) - 1)]
 
 
 async def test_auto_adds_connections_when_each_one_is_capped(serve, dest):

@@ -10,10 +10,11 @@ import signal
 import time
 
 import pytest
-from helpers import make_video, spawn_download, until, wait_until
+from helpers import make_video, resume_from, spawn_download, until, wait_until
 
 import vidnb
 from vidnb import _files
+from vidnb._strategy import OVERLAP
 
 FAST = vidnb.Retry(total=5, backoff=0.01)
 
@@ -23,9 +24,9 @@ async def test_dropped_connection_is_resumed_within_one_call(serve, video, dest)
     result = await vidnb.download(url, dest, retries=FAST, progress=False)
     assert dest.read_bytes() == video
     assert result.attempts == 3 and result.resumed
-    assert route.requests[1]["Range"] == "bytes=700000-"
+    assert route.requests[1]["Range"] == resume_from(700_000)
     assert route.requests[1]["If-Range"] == route.etag
-    assert route.requests[2]["Range"] == "bytes=2200000-"  # drops count bytes per response
+    assert route.requests[2]["Range"] == resume_from(2_200_000 - OVERLAP)  # drops count every byte sent
 
 
 async def test_broken_download_is_resumed_by_the_next_call(serve, video, dest):
@@ -38,7 +39,7 @@ async def test_broken_download_is_resumed_by_the_next_call(serve, video, dest):
     assert state["etag"] == route.etag and state["total"] == len(video)
     result = await vidnb.download(url, dest, progress=False)
     assert result.resumed and dest.read_bytes() == video
-    assert route.requests[1]["Range"] == "bytes=1000000-"
+    assert route.requests[1]["Range"] == resume_from(1_000_000)
     assert not part.exists() and not _files.sidecar_path(dest).exists()
 
 
@@ -50,23 +51,27 @@ async def test_last_modified_is_used_when_there_is_no_etag(serve, video, dest):
 
 
 async def test_weak_etag_is_not_used_for_if_range(serve, video, dest):
+    # RFC 9110 forbids a weak ETag in If-Range, and the server that gave one (Apache, for a
+    # young file) refuses a date there too: no If-Range; the overlap and validators guard it.
     url, route = serve(video, etag='W/"weak"', drops={1: 500_000})
-    await vidnb.download(url, dest, retries=FAST, progress=False)
-    assert route.requests[1]["If-Range"] == route.last_modified
+    result = await vidnb.download(url, dest, retries=FAST, progress=False)
+    assert "If-Range" not in route.requests[1] and route.requests[1]["Range"] == resume_from(500_000)
+    assert result.resumed and dest.read_bytes() == video
 
 
-async def test_no_validator_means_start_again_not_append(serve, video, dest):
+async def test_no_validator_resumes_once_the_overlap_matches(serve, video, dest):
+    # Nothing to send in If-Range, but the bytes before the resume point are compared.
     url, route = serve(video, etag=None, last_modified=None, drops={1: 500_000})
     result = await vidnb.download(url, dest, retries=FAST, progress=False)
-    assert "Range" not in route.requests[1]
-    assert dest.read_bytes() == video and not result.resumed
+    assert route.requests[1]["Range"] == resume_from(500_000) and "If-Range" not in route.requests[1]
+    assert dest.read_bytes() == video and result.resumed
 
 
 async def test_server_that_ignores_range_restarts_from_zero(serve, video, dest):
     url, route = serve(video, ranges=False, drops={1: 900_000})
     result = await vidnb.download(url, dest, retries=FAST, progress=False)
     # It asked for the rest, got 200 with everything, and wrote from byte 0 instead of appending.
-    assert route.requests[1]["Range"] == "bytes=900000-"
+    assert route.requests[1]["Range"] == resume_from(900_000)
     assert dest.read_bytes() == video and not result.resumed
 
 
@@ -112,7 +117,7 @@ async def test_content_range_start_mismatch_is_caught(serve, video, dest, server
         result = await vidnb.download(server.url("/badrange/x.mp4"), dest, progress=False)
     finally:
         server.fallback = old
-    assert calls[0]["Range"] == "bytes=400000-"
+    assert calls[0]["Range"] == resume_from(400_000)
     assert dest.read_bytes() == video and not result.resumed and len(calls) == 2
 
 
@@ -123,7 +128,7 @@ async def test_complete_part_left_before_the_rename_is_finished_without_refetchi
     _files.sidecar_path(dest).write_text(json.dumps({"url": url, "etag": route.etag, "total": len(video)}))
     result = await vidnb.download(url, dest, progress=False)
     assert result.resumed and dest.read_bytes() == video
-    assert len(route.requests) == 1 and route.requests[0]["Range"] == f"bytes={len(video)}-"
+    assert len(route.requests) == 1 and route.requests[0]["Range"] == resume_from(len(video))
 
 
 async def test_resume_false_starts_again(serve, video, dest):
@@ -231,11 +236,11 @@ def test_download_killed_with_its_process_resumes_in_another(serve, dest):
     route.rate = None
     result = vidnb.download_sync(url, dest, progress=False)
     assert result.resumed and dest.read_bytes() == data
-    assert route.requests[-1]["Range"] == f"bytes={kept}-"
+    assert route.requests[-1]["Range"] == resume_from(kept)
 
 
 @pytest.mark.slow
-def test_a_process_killed_before_writing_its_record_gets_that_file_again_from_zero(serve, dest):
+def test_a_process_killed_before_writing_its_record_is_resumed_once_the_overlap_matches(serve, dest):
     data = make_video(2 * 1024 * 1024)
     url, route = serve(data, pause_after=300_000)  # 300 kB in a moment, then nothing
     proc = spawn_download(url, dest)
@@ -247,8 +252,8 @@ def test_a_process_killed_before_writing_its_record_gets_that_file_again_from_ze
     assert part.stat().st_size == 300_000 and not _files.sidecar_path(dest).exists()
     route.pause_after = None
     result = vidnb.download_sync(url, dest, progress=False)
-    assert not result.resumed and dest.read_bytes() == data
-    assert "Range" not in route.requests[-1] and route.full_bodies == 2
+    assert result.resumed and dest.read_bytes() == data
+    assert route.requests[-1]["Range"] == resume_from(300_000) and route.full_bodies == 1
     assert sorted(os.listdir(dest.parent)) == ["clip.mp4"]
 
 
@@ -286,7 +291,7 @@ def test_a_download_stalled_past_its_first_second_has_its_record(serve, dest):
     route.pause_after = None
     result = vidnb.download_sync(url, dest, progress=False)
     assert result.resumed and dest.read_bytes() == data
-    assert route.requests[-1]["Range"] == "bytes=300000-" and route.full_bodies == 1
+    assert route.requests[-1]["Range"] == resume_from(300_000) and route.full_bodies == 1
 
 
 async def test_a_record_left_without_its_part_is_dropped_by_the_next_download(serve, dest):
@@ -315,7 +320,7 @@ async def test_a_download_cancelled_in_its_first_second_stays_resumable(serve, d
     route.pause_after = None
     result = await vidnb.download(url, dest, progress=False)
     assert result.resumed and dest.read_bytes() == data
-    assert route.requests[-1]["Range"] == "bytes=300000-" and route.full_bodies == 1
+    assert route.requests[-1]["Range"] == resume_from(300_000) and route.full_bodies == 1
 
 
 @pytest.mark.slow

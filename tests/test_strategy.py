@@ -15,11 +15,14 @@ import vidnb
 from vidnb import _files
 from vidnb._errors import translate
 from vidnb._pieces import Segment
-from vidnb._strategy import Answer, Decision, Resumable, choose, resumable
+from vidnb._strategy import OVERLAP, Answer, Decision, Resumable, choose, resumable
 
 URL = "https://example.com/v/clip.mp4"
-STREAM = Resumable("stream", 1000, 5000, '"e1"', etag='"e1"')
-RANGES = Resumable("ranges", 0, 5000, '"e1"', etag='"e1"', segments=(Segment(0, 5000, 100),))
+STREAM = Resumable("stream", 100_000, 500_000, '"e1"', etag='"e1"')
+RANGES = Resumable("ranges", 0, 500_000, '"e1"', etag='"e1"', segments=(Segment(0, 500_000, 100),))
+#: Where a resume of STREAM asks from: the overlap before its 100 000 bytes.
+ASKED = 100_000 - OVERLAP
+NO_RECORD = Resumable("stream", 100_000, None)
 
 
 @pytest.mark.parametrize(
@@ -29,7 +32,9 @@ RANGES = Resumable("ranges", 0, 5000, '"e1"', etag='"e1"', segments=(Segment(0, 
         (URL, None, 8, Decision("request", 0, probe=True)),
         (URL, None, "auto", Decision("request", 0, probe=True)),
         ("https://example.com/live/index.m3u8?t=1", None, 1, Decision("hls")),
-        (URL, STREAM, 1, Decision("request", 1000, if_range='"e1"')),
+        (URL, STREAM, 1, Decision("request", 100_000, if_range='"e1"')),
+        (URL, NO_RECORD, 1, Decision("request", 100_000)),  # no If-Range: the overlap decides
+        (URL, NO_RECORD, 8, Decision("request", 100_000)),  # no size known: nothing to share out
         (URL, STREAM, 8, Decision("split_single")),
         (URL, RANGES, 1, Decision("resume_ranges")),
         (URL, RANGES, "auto", Decision("resume_ranges")),
@@ -49,38 +54,42 @@ def answer(status: int, asked: int | None, start: int | None = None, total: int 
         # Fresh downloads
         (None, answer(200, None), 1, "stream"),
         (None, answer(200, 0), 8, "stream"),  # the probe got 200: no ranges, one stream
-        (None, answer(206, 0, 0, 5000), 8, "ranges"),
+        (None, answer(206, 0, 0, 5000), 8, "ranges"),  # the bounded probe
         (None, answer(206, 0, 0, None), 8, "refuse_partial"),  # no size: cannot cut it into pieces
         (None, answer(206, None, 0, 5000), 1, "refuse_partial"),  # a 206 nobody asked for
         (None, answer(200, None, playlist=True), 1, "hls"),
         (None, answer(206, 0, 0, 5000, playlist=True), 8, "hls"),
         # Resumes of one stream
-        (STREAM, answer(206, 1000, 1000, 5000), 1, "stream"),
-        (STREAM, answer(206, 1000, 900, 5000), 1, "restart"),  # the wrong start
-        (STREAM, answer(206, 1000, 1000, 6000), 1, "restart"),  # another size
-        (STREAM, answer(206, 1000, 1000, 5000, same_validators=False), 1, "restart"),
-        (STREAM, answer(200, 1000), 1, "stream"),  # If-Range said "changed": the whole new file
-        (STREAM, answer(200, 1000, playlist=True), 1, "hls"),
-        (STREAM, answer(416, 1000, None, 1000), 1, "restart"),  # shorter than the .part
-        (Resumable("stream", 5000, 5000, '"e1"'), answer(416, 5000, None, 5000), 1, "complete"),
+        (STREAM, answer(206, ASKED, ASKED, 500_000), 1, "stream"),
+        (STREAM, answer(206, ASKED, ASKED - 1000, 500_000), 1, "restart"),  # the wrong start
+        (STREAM, answer(206, ASKED, 100_000, 500_000), 1, "restart"),  # the overlap left out
+        (STREAM, answer(206, ASKED, ASKED, 600_000), 1, "restart"),  # another size
+        (STREAM, answer(206, ASKED, ASKED, 500_000, same_validators=False), 1, "restart"),
+        (STREAM, answer(200, ASKED), 1, "stream"),  # changed (If-Range), or no ranges now: all of it
+        (STREAM, answer(200, ASKED, playlist=True), 1, "hls"),
+        (STREAM, answer(416, ASKED, None, 90_000), 1, "restart"),  # shorter than the .part
+        # A .part without a record: any size the server gives that holds its bytes
+        (NO_RECORD, answer(206, ASKED, ASKED, 700_000), 1, "stream"),
+        (NO_RECORD, answer(206, ASKED, ASKED, 99_000), 1, "restart"),
+        (NO_RECORD, answer(206, ASKED, ASKED, None), 1, "restart"),
         # Answers to questions asked before the record was read (a folder download)
         (STREAM, answer(200, None), 1, "again"),
-        (STREAM, answer(206, 0, 0, 5000), 8, "again"),
-        (RANGES, answer(206, 0, 0, 5000), 8, "again"),
+        (STREAM, answer(206, 0, 0, 500_000), 8, "again"),
+        (RANGES, answer(206, 0, 0, 500_000), 8, "again"),
     ],
 )
 def test_after_an_answer(record, reply, connections, expected):
     got = choose(url=URL, record=record, answer=reply, connections=connections)
     assert got.step == expected
     if expected == "stream":
-        assert got.offset == (1000 if reply.status == 206 and record else 0)
+        assert got.offset == (100_000 if reply.status == 206 and record else 0)
 
 
 @pytest.mark.parametrize(
     "kind, record_url, validator, total, part_size, segments, expected",
     [
         ("stream", URL, '"e"', 5000, 1000, None, "stream"),
-        ("stream", URL, None, 5000, 1000, None, None),  # nothing to check the server's file against
+        ("stream", URL, None, 5000, 1000, None, "stream"),  # no validator: the overlap checks the bytes
         ("stream", URL + "?x", '"e"', 5000, 1000, None, None),  # another URL's bytes
         ("stream", URL, '"e"', 5000, 0, None, None),  # nothing on disk
         ("stream", URL, '"e"', 5000, 6000, None, None),  # more on disk than the file has
@@ -88,12 +97,13 @@ def test_after_an_answer(record, reply, connections, expected):
         ("ranges", URL, '"e"', 5000, 5000, [[0, 2500, 10], [2600, 5000, 0]], None),  # a gap
         ("ranges", URL, '"e"', 5000, 4000, [[0, 5000, 10]], None),  # not preallocated
         ("hls", URL, '"e"', None, 1000, [[0, 1000, 1000]], None),  # never continued as a file
-        (None, URL, '"e"', 5000, 1000, None, None),
+        (None, None, None, None, 1000, None, "stream"),  # no record: the overlap checks the bytes
+        (None, None, None, None, 0, None, None),
     ],
 )
 def test_what_of_a_part_can_be_continued(kind, record_url, validator, total, part_size, segments, expected):
     got = resumable(
-        kind=kind, url=URL, record_url=record_url, total=total, validator=validator, etag=validator,
+        kind=kind, url=URL, record_url=record_url, total=total, if_range=validator, etag=validator,
         last_modified=None, segments=segments, part_size=part_size,
     )
     assert (got.kind if got else None) == expected

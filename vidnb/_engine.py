@@ -30,9 +30,16 @@ from ._progress import ProgressOption, Tracker, make_reporter
 from ._result import DownloadResult
 from ._retry import Retries
 from ._sniff import is_hls_playlist, sniff
-from ._strategy import choose
+from ._strategy import PROBE, choose
 from ._transfer import existing_result, transfer
-from ._urls import redact_url, server_filename, validate_url
+from ._urls import (
+    LONGEST_SIDE_SUFFIX,
+    NAME_MAX_BYTES,
+    SERVER_NAME_MAX_BYTES,
+    redact_url,
+    server_filename,
+    validate_url,
+)
 
 __all__ = ["download", "download_with", "save_video_from_url", "resolve_dest", "PathLike"]
 
@@ -187,7 +194,7 @@ async def _into_folder(
         async with contextlib.AsyncExitStack() as stack:
             try:
                 resp = await stack.enter_async_context(
-                    _http.get(session, url, opts.headers, opts.timeout, byte_range=(0, None) if probe else None)
+                    _http.get(session, url, opts.headers, opts.timeout, byte_range=(0, PROBE - 1) if probe else None)
                 )
                 # The name may depend on the first bytes (the extension), so read them now.
                 head = await _http.read_head(resp)
@@ -246,6 +253,18 @@ async def _hls(
     return dataclasses.replace(result, audio=audio.dest)
 
 
+def _check_name_fits(path: Path) -> None:
+    """Refuse a file name that leaves no room for the files vidnb keeps beside it."""
+    size = len(os.fsencode(path.name))
+    if size > SERVER_NAME_MAX_BYTES:
+        raise DestinationError(
+            f"The file name {path.name[:40]}... is too long: {size} bytes, and vidnb keeps "
+            f"{path.name[:20]}...{LONGEST_SIDE_SUFFIX} beside it while it downloads, which must fit "
+            f"{NAME_MAX_BYTES} bytes. Choose a name of at most {SERVER_NAME_MAX_BYTES} bytes.",
+            path,
+        )
+
+
 def resolve_dest(dest: PathLike | None) -> tuple[Path, Path | None, bool]:
     """Return (folder, file path or None when the name comes from the server, whether that file exists)."""
     if dest is None:
@@ -265,6 +284,7 @@ def resolve_dest(dest: PathLike | None) -> tuple[Path, Path | None, bool]:
         if raw.endswith(("/", os.sep)):
             p.mkdir(parents=True, exist_ok=True)
             return p, None, False
+        _check_name_fits(p)
         if st is not None or parent.is_dir():  # the usual case: one or two stats, no mkdir
             return parent, p, st is not None
         parent.mkdir(parents=True, exist_ok=True)

@@ -76,6 +76,8 @@ class Part:
         #: Whether a resume record may be on disk: one left by an earlier run (the ``.part``
         #: existed before the lock), or one this download wrote.
         self.recorded = not lock.created
+        #: A record was there that cannot be read: its ``.part`` must not be continued.
+        self.unreadable_record = False
 
     @property
     def fd(self) -> int | None:
@@ -86,10 +88,15 @@ class Part:
         return self.lock.part_size()
 
     async def load_record(self) -> _files.PartState | None:
-        """The resume record of an earlier run, or None (no record, or ``resume=False``)."""
+        """The resume record of an earlier run, or None (no record, or ``resume=False``).
+
+        Sets :attr:`unreadable_record` when a record is there but cannot be read.
+        """
         if not self.recorded or not self.opts.resume:
             return None
-        return await _files.load_state(self.dest)
+        state, found = await _files.load_state(self.dest)
+        self.unreadable_record = found and state is None
+        return state
 
     def save_record(self, state: _files.PartState) -> None:
         """Write the resume record now (blocking: it is small, and the moments it is written at

@@ -21,10 +21,10 @@ from ._fetch_ranges import RangesFetcher
 from ._fmt import human_bytes
 from ._headers import content_range, raise_for_status
 from ._options import Options
-from ._pieces import Segment, from_single, plan, same_validators
+from ._pieces import Segment, from_single, plan_after_probe, same_validators, spread
 from ._retry import failures_after
 from ._sniff import VideoFormat, describe_non_video, is_hls_playlist, sniff
-from ._strategy import Answer, Decision, Resumable, choose, resumable
+from ._strategy import PROBE, Answer, Decision, Resumable, choose, overlap, resumable
 from ._urls import redact_url
 from ._writer import PartWriter
 
@@ -87,12 +87,20 @@ class FileFetcher:
             return outcome
 
     async def _resumable(self, part: Part) -> Resumable | None:
-        state = await part.load_record()
-        if state is None:
+        size = part.size()
+        if not size or not self.opts.resume:
             return None
+        state = await part.load_record()
+        if state is None and part.unreadable_record:
+            return None
+        if state is None:
+            # No record (a process killed before its first second was up): the bytes may still
+            # be continued, once the overlap shows they are the server's.
+            return resumable(kind=None, url=self.url, record_url=None, total=None, if_range=None, etag=None,
+                             last_modified=None, segments=None, part_size=size)
         return resumable(
-            kind=state.kind, url=self.url, record_url=state.url, total=state.total, validator=state.validator,
-            etag=state.etag, last_modified=state.last_modified, segments=state.segments, part_size=part.size(),
+            kind=state.kind, url=self.url, record_url=state.url, total=state.total, if_range=state.if_range,
+            etag=state.etag, last_modified=state.last_modified, segments=state.segments, part_size=size,
         )
 
     async def _step(self, part: Part, record: Resumable | None) -> Fetched | HandOff | Decision:
@@ -108,13 +116,12 @@ class FileFetcher:
                 return await self._ranges(part, record, from_single(record.total, record.offset), None, b"")
             if decision.step == "hls":
                 return HandOff(self.url)
-            byte_range = (decision.offset, None) if decision.offset or decision.probe else None
+            byte_range = _range_for(decision)
             async with _http.get(
                 self.session, self.url, self.opts.headers, self.opts.timeout,
                 byte_range=byte_range, if_range=decision.if_range, check_status=False,
             ) as resp:
-                asked = None if byte_range is None else decision.offset
-                return await self._answered(part, record, resp, b"", asked)
+                return await self._answered(part, record, resp, b"", None if byte_range is None else byte_range[0])
         try:
             return await self._answered(part, record, first.resp, first.head, first.asked_from)
         finally:
@@ -152,11 +159,6 @@ class FileFetcher:
             return HandOff(self.final_url)
         if step == "refuse_partial":
             raise IncompleteDownloadError(f"{self.shown_url} answered a plain request with a partial body (206).")
-        if step == "complete":
-            assert record is not None
-            fmt = self._check_video(part, _files.read_head(part.path), resp)
-            part.tracker.begin(part.dest.name, record.offset, record.offset)
-            return Fetched(record.offset, self.final_url, resp.headers.get("Content-Type"), _name(fmt), resumed=True)
         size = total if resp.status == 206 else resp.content_length
         self._check_size(part, size)
         _files.check_free_space(part.dest, None if size is None else size - decision.offset)
@@ -165,11 +167,21 @@ class FileFetcher:
         state = _files.PartState(
             url=self.url, etag=resp.headers.get("ETag"), last_modified=resp.headers.get("Last-Modified"), total=size
         )
-        if step == "ranges":
-            assert size is not None
+        if step == "ranges" and size is not None and start == 0 and (size > PROBE):
             ctype = resp.headers.get("Content-Type")
             return await self._ranges(part, _fresh(state), [], resp, head, fmt=fmt, content_type=ctype)
-        return await self._stream(part, resp, head if decision.offset == 0 else b"", decision.offset, state, fmt)
+        offset = decision.offset
+        if offset:
+            matches, head = await _overlap(part, resp, offset, head)
+            if not matches:
+                log.info(
+                    "%s: the bytes before byte %d are not the ones on disk (the file changed); starting again "
+                    "from zero", self.shown_url, offset,
+                )
+                return Decision("restart")
+        # A record is written for a .part that has none: a fresh one, or one resumed without a record.
+        needs_record = offset == 0 or record is None or record.total is None
+        return await self._stream(part, resp, head, offset, state, fmt, needs_record)
 
     def _check_size(self, part: Part, total: int | None) -> None:
         limit = self.opts.max_bytes
@@ -197,7 +209,7 @@ class FileFetcher:
 
     async def _stream(
         self, part: Part, resp: aiohttp.ClientResponse, head: bytes, offset: int, state: _files.PartState,
-        fmt: VideoFormat | None,
+        fmt: VideoFormat | None, needs_record: bool,
     ) -> Fetched:
         """Copy the body into the .part from ``offset``.
 
@@ -220,7 +232,7 @@ class FileFetcher:
         pos = offset
         limit = self.opts.max_bytes
         tracker = part.tracker
-        fresh = offset == 0
+        fresh = needs_record
         timer = asyncio.get_running_loop().call_later(RECORD_AFTER, part.save_record, state) if fresh else None
         complete = False
         try:
@@ -270,8 +282,11 @@ class FileFetcher:
         fresh = resp is not None
         done = sum(s.done for s in segments)
         if fresh:
-            segments = plan(record.total, 1 if self.connections == "auto" else int(self.connections))
+            segments = plan_after_probe(record.total, PROBE, 1 if self.connections == "auto" else self.connections)
         else:
+            if self.connections != "auto":
+                # Cut the missing bytes for every connection now, while nothing is in flight.
+                segments = spread(segments, self.connections)
             self._check_size(part, record.total)
             _files.check_free_space(part.dest, record.total - done)
             part.tracker.begin(part.dest.name, record.total, done)
@@ -282,7 +297,7 @@ class FileFetcher:
         outcome = await fetcher.run(resp, head)
         if outcome.restart is not None:
             self.restarts += 1
-            if outcome.mismatch or self.restarts > MAX_RANGE_RESTARTS:
+            if outcome.mismatch or outcome.no_ranges or self.restarts > MAX_RANGE_RESTARTS:
                 # Its ranges cannot be trusted: one stream is the safe way to get this file.
                 self.connections = 1
             log.info("%s; starting again from zero", outcome.restart)
@@ -297,7 +312,30 @@ class FileFetcher:
 
 
 def _fresh(state: _files.PartState) -> Resumable:
-    return Resumable("ranges", 0, state.total, state.validator, state.etag, state.last_modified)
+    return Resumable("ranges", 0, state.total, state.if_range, state.etag, state.last_modified)
+
+
+def _range_for(decision: Decision) -> tuple[int, int | None] | None:
+    """The byte range a "request" decision asks for: from before the resume point (the overlap
+    to compare), the bounded probe, or none."""
+    if decision.offset:
+        return decision.offset - overlap(decision.offset), None
+    if decision.probe:
+        return 0, PROBE - 1
+    return None
+
+
+async def _overlap(part: Part, resp: aiohttp.ClientResponse, offset: int, head: bytes) -> tuple[bool, bytes]:
+    """Read the overlap at the start of a resumed body (``head``: what was already read of it)
+    and compare it with the end of the ``.part``: only bytes that continue the ones on disk
+    are appended, whatever the server's headers claim. Returns whether they match, and the
+    bytes read past the overlap (the first ones to append)."""
+    want = overlap(offset)
+    got = await _http.read_exactly(resp, want, head)
+    if got is None:
+        return False, b""
+    on_disk = await asyncio.to_thread(_files.read_at, part.path, offset - want, want)
+    return got[0] == on_disk, got[1]
 
 
 def _name(fmt: VideoFormat | None) -> str | None:

@@ -82,10 +82,17 @@ class PartState:
     fingerprint: str | None = None
 
     @property
-    def validator(self) -> str | None:
-        """The value for ``If-Range``: a strong ETag, else Last-Modified (weak ETags are not allowed there)."""
-        if self.etag and not self.etag.startswith("W/"):
-            return self.etag
+    def if_range(self) -> str | None:
+        """The value for ``If-Range``, or None to send none.
+
+        A strong ETag; else, without any ETag, Last-Modified. Never a weak ETag (RFC 9110
+        13.1.5 forbids it), and not Last-Modified beside a weak ETag: the server that gave the
+        weak one (Apache, for a file modified in the last second) also refuses a date in
+        If-Range until the file is a minute old, and would send the whole file again. The
+        overlap check and the validators of the answer guard those resumes instead.
+        """
+        if self.etag:
+            return None if self.etag.startswith("W/") else self.etag
         return self.last_modified
 
     def to_json(self) -> str:
@@ -133,17 +140,27 @@ def _str_or_none(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
-async def load_state(dest: Path) -> PartState | None:
+async def load_state(dest: Path) -> tuple[PartState | None, bool]:
+    """The resume record of ``dest``, and whether a record file was there at all.
+
+    ``(None, True)`` is a record that cannot be read (damaged, or from a newer vidnb): its
+    bytes must not be continued, since nothing says how they were laid down.
+    """
     # A thread, not aiofiles: the file is tiny, and importing aiofiles cost ~15 ms of `import vidnb`.
     return await asyncio.to_thread(_load_state, sidecar_path(dest))
 
 
-def _load_state(path: Path) -> PartState | None:
+def _load_state(path: Path) -> tuple[PartState | None, bool]:
     try:
-        return PartState.from_json(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        # A missing or damaged record only means we cannot resume: start again.
-        return None
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, False
+    except OSError:
+        return None, True
+    try:
+        return PartState.from_json(text), True
+    except ValueError:
+        return None, True
 
 
 async def save_state(dest: Path, state: PartState) -> None:
@@ -166,6 +183,13 @@ def _save_state(path: Path, text: str) -> None:
 def read_head(path: Path, n: int = SNIFF_BYTES) -> bytes:
     """The first bytes of a file on disk, to sniff."""
     with open(path, "rb") as f:
+        return f.read(n)
+
+
+def read_at(path: Path, offset: int, n: int) -> bytes:
+    """``n`` bytes of a file from ``offset`` (fewer at its end). Blocking."""
+    with open(path, "rb") as f:
+        f.seek(offset)
         return f.read(n)
 
 
@@ -446,6 +470,7 @@ __all__ = [
     "write_state",
     "hash_file",
     "read_head",
+    "read_at",
     "discard_part",
     "remove_quietly",
     "check_free_space",

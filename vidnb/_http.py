@@ -24,7 +24,7 @@ from ._options import client_timeout
 from ._sniff import SNIFF_BYTES
 from ._urls import redact_url
 
-__all__ = ["new_session", "ssl_context", "get", "read_head", "continues", "RangeAnswer", "drop"]
+__all__ = ["new_session", "ssl_context", "get", "read_head", "read_exactly", "continues", "RangeAnswer", "drop"]
 
 
 def new_session(connector: aiohttp.BaseConnector | None = None) -> aiohttp.ClientSession:
@@ -108,6 +108,18 @@ async def read_head(resp: aiohttp.ClientResponse) -> bytes:
             break
         buf += chunk
     return bytes(buf)
+
+
+async def read_exactly(resp: aiohttp.ClientResponse, n: int, head: bytes = b"") -> tuple[bytes, bytes] | None:
+    """The first ``n`` bytes of a body (``head``: what was already read of it) and what came
+    with them past ``n``; None when the body ends first."""
+    got = bytearray(head)
+    while len(got) < n:
+        chunk = await resp.content.readany()
+        if not chunk:
+            return None
+        got += chunk
+    return bytes(got[:n]), bytes(got[n:])
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["Segment", "plan", "from_record", "from_single", "same_validators", "MIN_SPLIT", "ALIGN", "align"]
+__all__ = [
+    "Segment", "plan", "plan_after_probe", "spread", "from_record", "from_single", "same_validators",
+    "MIN_SPLIT", "ALIGN", "align",
+]
 
 #: No piece is cut smaller than this (aria2's ``-k`` is 1 MiB; tests use small files).
 MIN_SPLIT = 512 * 1024
@@ -26,6 +29,9 @@ class Segment:
     done: int = 0
     #: A worker is fetching this piece (not saved).
     busy: bool = False
+    #: The end of the bytes its worker's request asked for (not saved): a piece is never cut
+    #: before it, since those bytes are already on their way and would be thrown away.
+    asked: int = 0
 
     @property
     def pos(self) -> int:
@@ -45,6 +51,16 @@ def plan(total: int, n: int) -> list[Segment]:
     n = max(1, min(n, total // MIN_SPLIT))
     cuts = [0] + [align(total * i // n) for i in range(1, n)] + [total]
     return [Segment(a, b) for a, b in zip(cuts, cuts[1:], strict=False) if b > a]
+
+
+def plan_after_probe(total: int, probe: int, n: int) -> list[Segment]:
+    """The pieces of a fresh multi-connection download whose first request asked for the
+    first ``probe`` bytes: that piece, then the rest cut for ``n`` connections.
+
+    >>> [(s.start, s.end) for s in plan_after_probe(3 * MIN_SPLIT, MIN_SPLIT, 2)]
+    [(0, 524288), (524288, 1048576), (1048576, 1572864)]
+    """
+    return [Segment(0, probe)] + [Segment(probe + s.start, probe + s.end) for s in plan(total - probe, n)]
 
 
 def align(x: int) -> int:
@@ -71,11 +87,46 @@ def from_single(total: int, done: int) -> list[Segment]:
 
 
 def same_validators(etag: str | None, last_modified: str | None, headers: Mapping[str, str]) -> bool:
-    """False when the response's ETag (or, without ETags, Last-Modified) differs from the saved one."""
+    """Whether a response's validators say it is the same file as the recorded ones.
+
+    Any recorded validator the response also carries must match: the ETag by the weak
+    comparison of RFC 9110 8.8.3.2 (``W/"x"`` and ``"x"`` are the same file: Apache gives a
+    file modified in the last second the weak form, later the strong one), and Last-Modified
+    exactly, even when the ETags match (tornado keeps serving a rewritten file's old ETag,
+    while its Last-Modified does change).
+
+    >>> same_validators('W/"a"', None, {"ETag": '"a"'})
+    True
+    >>> same_validators('"a"', "d1", {"ETag": '"a"', "Last-Modified": "d2"})
+    False
+    """
     got = headers.get("ETag")
-    if etag and got and etag != got:
+    if etag and got and _opaque(etag) != _opaque(got):
         return False
     lm = headers.get("Last-Modified")
-    if not etag and last_modified and lm and last_modified != lm:
-        return False
-    return True
+    return not (last_modified and lm and last_modified != lm)
+
+
+def _opaque(etag: str) -> str:
+    return etag[2:] if etag.startswith("W/") else etag
+
+
+def spread(segments: list[Segment], n: int) -> list[Segment]:
+    """Cut unfinished pieces before any of them is fetched, until ``n`` have bytes left (or
+    none is worth cutting): every connection then has its own piece from the start, and no
+    piece in flight is cut later, which would throw away the bytes already on the wire.
+
+    >>> [(s.start, s.end, s.done) for s in spread([Segment(0, 4 * MIN_SPLIT, 0)], 2)]
+    [(0, 1048576, 0), (1048576, 2097152, 0)]
+    """
+    segs = sorted(segments, key=lambda s: s.start)
+    while sum(1 for s in segs if s.left) < n:
+        best = max(segs, key=lambda s: s.left)
+        if best.left < 2 * MIN_SPLIT:
+            break
+        mid = align(best.pos + best.left // 2)
+        if mid - best.pos < MIN_SPLIT or best.end - mid < MIN_SPLIT:
+            break
+        segs.insert(segs.index(best) + 1, Segment(mid, best.end, 0))
+        best.end = mid
+    return segs

@@ -14,17 +14,27 @@ from urllib.parse import urlsplit
 from ._options import Connections
 from ._pieces import Segment, from_record
 
-__all__ = ["Resumable", "Answer", "Decision", "Step", "choose", "resumable", "is_hls_url"]
+__all__ = [
+    "Resumable", "Answer", "Decision", "Step", "choose", "resumable", "is_hls_url", "overlap", "OVERLAP", "PROBE",
+]
+
+#: Bytes before the end of a ``.part`` that a resume asks for again and compares with the
+#: disk: a server that ignores If-Range or keeps a stale validator is caught by its bytes.
+OVERLAP = 64 * 1024
+#: The first request of a multi-connection download asks for this many bytes: a 206 proves
+#: ranges and gives the size, and being bounded it reads nothing past its own piece. (Some
+#: servers, tornado and Jupyter's /files/, answer ``bytes=0-`` with 200 but bounded ranges
+#: with 206.)
+PROBE = 1 << 20
 
 Step = Literal[
     "hls",  # hand the URL to the HLS fetcher
     "resume_ranges",  # fetch the pieces a multi-connection record says are missing (no first request)
     "split_single",  # a one-stream .part and several connections asked for: share out the rest
-    "request",  # send a request: from ``offset`` (with If-Range), a probe for ranges, or plain
+    "request",  # send a request: from ``offset`` less the overlap (with If-Range), a probe for ranges, or plain
     "again",  # this answer was to another question (sent before the record was known): ask again
-    "complete",  # 416 to a resume, and the .part already holds the whole file
     "restart",  # the .part cannot be continued: discard it and ask again from zero
-    "stream",  # stream this response into the .part from ``offset``
+    "stream",  # stream this response into the .part from ``offset`` (after checking the overlap)
     "ranges",  # this 206 to the probe starts a multi-connection download
     "refuse_partial",  # a 206 to a request without Range: nothing to trust
 ]
@@ -37,8 +47,9 @@ class Resumable:
     kind: Literal["stream", "ranges"]
     #: Bytes on disk in order (one stream); 0 for ranges.
     offset: int
+    #: The file's size, from the record (None: a .part without a record).
     total: int | None
-    validator: str | None
+    if_range: str | None = None
     etag: str | None = None
     last_modified: str | None = None
     #: For ``kind="ranges"``: the pieces, checked against the ``.part``.
@@ -50,7 +61,7 @@ class Answer:
     """The parts of a response the choice depends on."""
 
     status: int
-    #: Where the request asked to start: None without a Range header, 0 for the probe ``bytes=0-``.
+    #: Where the request asked to start: None without a Range header, 0 for the probe.
     asked_from: int | None
     range_start: int | None = None
     range_total: int | None = None
@@ -74,26 +85,36 @@ def is_hls_url(url: str) -> bool:
     return urlsplit(url).path.lower().endswith((".m3u8", ".m3u"))
 
 
+def overlap(offset: int) -> int:
+    """Bytes before ``offset`` that a resume from ``offset`` fetches again to compare."""
+    return min(OVERLAP, offset)
+
+
 def resumable(
-    *, kind: str | None, url: str, record_url: str | None, total: int | None, validator: str | None,
+    *, kind: str | None, url: str, record_url: str | None, total: int | None, if_range: str | None,
     etag: str | None, last_modified: str | None, segments: list[list[int]] | None, part_size: int,
 ) -> Resumable | None:
     """What of a ``.part`` of ``part_size`` bytes may be continued for ``url``, given its record.
 
-    Nothing without a record of this URL, a validator to check the server's file against, and
-    a size that fits; an HLS record is never continued as a file.
+    ``kind`` None means no record: a ``.part`` written by one stream that stopped before its
+    record was due (a process killed in its first second). Its bytes are continued like any
+    other, since the overlap check compares them with the server's before anything is
+    appended. A record of another URL, a size that does not fit, or an HLS record (never
+    continued as a file) give nothing.
     """
-    if kind is None or part_size == 0 or record_url != url or not validator:
+    if part_size == 0:
         return None
-    if total is not None and part_size > total:
+    if kind is None:
+        return Resumable("stream", part_size, None)
+    if record_url != url or (total is not None and part_size > total):
         return None
     if kind == "ranges":
         segs = from_record(segments, total, part_size)
         if segs is None:
             return None
-        return Resumable("ranges", 0, total, validator, etag, last_modified, tuple(segs))
+        return Resumable("ranges", 0, total, if_range, etag, last_modified, tuple(segs))
     if kind == "stream":
-        return Resumable("stream", part_size, total, validator, etag, last_modified)
+        return Resumable("stream", part_size, total, if_range, etag, last_modified)
     return None
 
 
@@ -106,7 +127,8 @@ def choose(*, url: str, record: Resumable | None, answer: Answer | None, connect
     if answer is None:
         return _before_request(url, record, connections)
     offset = record.offset if record is not None and record.kind == "stream" else 0
-    if record is not None and (record.kind == "ranges" or answer.asked_from != offset):
+    asked = offset - overlap(offset) if offset else answer.asked_from
+    if record is not None and (record.kind == "ranges" or answer.asked_from != asked):
         # Sent before the .part was looked at (a folder download learns its file's name from
         # this very answer): the record asks for something else.
         return Decision("again")
@@ -128,19 +150,22 @@ def _before_request(url: str, record: Resumable | None, connections: Connections
     if record is not None and record.offset:
         if connections != 1 and record.total:
             return Decision("split_single")
-        return Decision("request", record.offset, if_range=record.validator)
+        return Decision("request", record.offset, if_range=record.if_range)
     # A 206 to ``bytes=0-`` proves the server does ranges and tells the size; a 200 means one stream.
     return Decision("request", 0, probe=connections != 1)
 
 
 def _after_resume(record: Resumable, answer: Answer, offset: int) -> Decision:
     if answer.status == 416:
-        whole = answer.range_total is not None and answer.range_total == offset == record.total
-        return Decision("complete") if whole else Decision("restart")
+        # Asked from before the end of the .part, so 416 means the file is shorter now.
+        return Decision("restart")
+    known_total = record.total if record.total is not None else answer.range_total
     same_file = (
         answer.status == 206
-        and answer.range_start == offset
-        and answer.range_total == record.total
+        and answer.range_start == offset - overlap(offset)
+        and answer.range_total is not None
+        and answer.range_total == known_total
+        and answer.range_total >= offset
         and answer.same_validators
     )
     if same_file:
@@ -148,5 +173,6 @@ def _after_resume(record: Resumable, answer: Answer, offset: int) -> Decision:
     if answer.status == 206:
         # Some other range came back: this body is useless; ask for the whole file.
         return Decision("restart")
-    # A 200 to If-Range: the server has another file now, and this body is all of it.
+    # A 200: the server has another file now (If-Range), or will not do ranges for it now
+    # (the same validators): either way this body is all of it, fetched once.
     return Decision("hls") if answer.playlist else Decision("stream", 0)
