@@ -396,6 +396,9 @@ class HlsFetcher:
                     kept.append(list(rec))
                 else:
                     break
+        if kept and not await self._same_as_on_disk(part, items[len(kept) - 1], kept[-1]):
+            log.info("%s: its last segment on disk differs from the server's now; starting again", self.dest.name)
+            kept = []
         if kept:
             self.pos = kept[-1][1]
             os.truncate(part.path, self.pos)
@@ -415,6 +418,13 @@ class HlsFetcher:
         self.fingerprint = fp
         await part.save_record_async(self._state())
         self._next_save = time.monotonic() + SAVE_EVERY
+
+    async def _same_as_on_disk(self, part: Part, item: pl.Item, rec: list[int]) -> bool:
+        """Fetch the last item kept from an earlier run again and compare it with the disk: the
+        playlist's fingerprint says the list is the same, this says the bytes are."""
+        fetched = await self._fetch_item(item, asyncio.Semaphore(1))
+        start, end = rec[0], rec[1]
+        return fetched == await asyncio.to_thread(_files.read_at, part.path, start, end - start)
 
     def _state(self) -> _files.PartState:
         return _files.PartState(url=self.media_url, kind="hls", segments=self.records, fingerprint=self.fingerprint)
