@@ -20,6 +20,7 @@ from ._errors import (
     IncompleteDownloadError,
     InvalidURLError,
     LiveStreamError,
+    MissingDependencyError,
     NetworkError,
     NotAVideoError,
     TooLargeError,
@@ -34,6 +35,7 @@ from ._progress import ProgressEvent, ProgressReporter
 from ._read import get_video_data, read_video
 from ._result import DownloadResult
 from ._runner import DownloadTask, download_sync, running_tasks, start
+from ._videoinfo import VideoInfo
 
 __version__ = "0.1.0"
 
@@ -42,8 +44,13 @@ __version__ = "0.1.0"
 _LAZY = {
     "DownloadPanel": "vidnb.widgets",
     "preview": "vidnb.widgets",
+    "gallery": "vidnb.widgets",
     "widgets": "vidnb.widgets",
     "demo": "vidnb.demo",
+    # PyAV is imported by these functions only when they run.
+    "probe": "vidnb._probe",
+    "thumbnail": "vidnb._thumbnail",
+    "make_playable": "vidnb._playable",
 }
 
 __all__ = [
@@ -77,6 +84,8 @@ __all__ = [
     "LiveStreamError",
     "TooLargeError",
     "DestinationError",
+    "MissingDependencyError",
+    "VideoInfo",
     *_LAZY,
 ]
 

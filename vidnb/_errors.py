@@ -15,6 +15,7 @@ original exception chained as ``__cause__``::
     │   └── LiveStreamError                         a live HLS stream, without live_duration=
     ├── TooLargeError                               larger than ``max_bytes``
     ├── DestinationError (also OSError)             cannot write where asked (no space, ...)
+    ├── MissingDependencyError (also ImportError)   an optional package is needed (PyAV: pip install av)
     └── BatchError                                  some items of download_many failed (raise_on_error=True)
 
 Messages say what happened and what to do next.
@@ -41,6 +42,7 @@ __all__ = [
     "LiveStreamError",
     "TooLargeError",
     "DestinationError",
+    "MissingDependencyError",
     "translate",
     "raise_translated",
 ]
@@ -181,6 +183,30 @@ class DestinationError(VidnbError, OSError):
         super().__init__(message)
         self.path = Path(path) if path is not None else None
         self.needed = needed
+
+
+class MissingDependencyError(VidnbError, ImportError):
+    """A package vidnb needs for this feature is not installed (PyAV for probing, thumbnails, remuxing).
+
+    Also an ``ImportError``, so code that already guards optional imports catches it.
+
+    Attributes
+    ----------
+    package : str
+        What to install, e.g. ``"av"``.
+
+    Examples
+    --------
+    >>> str(MissingDependencyError("av", "PyAV"))
+    'PyAV is not installed; it is needed to read and convert videos: pip install av'
+    """
+
+    def __init__(self, package: str, what: str | None = None) -> None:
+        super().__init__(
+            f"{what or package} is not installed; it is needed to read and convert videos: pip install {package}",
+            name=package,
+        )
+        self.package = package
 
 
 def translate(

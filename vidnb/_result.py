@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._fmt import human_bytes, human_rate
+
+if TYPE_CHECKING:
+    from ._videoinfo import VideoInfo
 
 __all__ = ["DownloadResult"]
 
@@ -38,6 +43,11 @@ class DownloadResult:
         The file's sha256, when one was asked for and checked.
     audio : Path or None
         For HLS streams whose audio comes separately: the audio file saved beside ``path``.
+    info : VideoInfo or None
+        What :func:`vidnb.probe` says of the file (duration, size, codecs, playable), read
+        at first access (milliseconds, with PyAV) and kept; None when the file is not a
+        video or PyAV is not installed (a file that is gone raises DestinationError).
+        Downloads never compute it.
 
     Examples
     --------
@@ -57,6 +67,18 @@ class DownloadResult:
     skipped: bool = False
     sha256: str | None = field(default=None, repr=False)
     audio: Path | None = field(default=None, repr=False)
+
+    @cached_property
+    def info(self) -> VideoInfo | None:
+        """What :func:`vidnb.probe` says of the file, or None when it is not a video or PyAV is missing."""
+        # Imported here: PyAV is loaded by the first look at a file, never by a download.
+        from ._errors import MissingDependencyError, NotAVideoError
+        from ._probe import probe
+
+        try:
+            return probe(self.path)
+        except (NotAVideoError, MissingDependencyError):
+            return None
 
     @property
     def speed(self) -> float:
