@@ -7,9 +7,7 @@ that fits the URL.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import dataclasses
 import logging
 import os
 import stat
@@ -66,6 +64,7 @@ async def download(
     connections: Connections = 1,
     variant: str | int = "best",
     live_duration: float | None = None,
+    remux: bool = True,
 ) -> DownloadResult:
     """Download one video to disk, safely.
 
@@ -107,7 +106,7 @@ async def download(
         Reuse a session (and its connections); it is not closed.
     connections : int or "auto"
         Parallel connections for one file (1 to 32), or segments at once for HLS. With more
-        than one, the first request asks for ``bytes=0-``; when the server answers 206 with
+        than one, the first request asks for its first MiB; when the server answers 206 with
         the size, the file is preallocated and fetched as byte ranges at once, each range
         retried on its own, and an interruption resumes only the missing ranges (a server
         without ranges gets one stream). Pays off when the server caps each connection;
@@ -119,6 +118,11 @@ async def download(
         the highest stream not taller than this many pixels).
     live_duration : float, optional
         For live HLS playlists: record this many seconds (live streams are refused otherwise).
+    remux : bool
+        Make one file that plays in browsers where the stream does not come as one: HLS from
+        MPEG-TS segments, or with a separate audio rendition, becomes one MP4 (no
+        re-encoding). False keeps the bytes exactly as served (a ``.ts``, and the audio in a
+        file of its own, ``result.audio``).
 
     Returns
     -------
@@ -144,6 +148,7 @@ async def download(
         connections=connections,
         variant=variant,
         live_duration=live_duration,
+        remux=remux,
     )
     return await download_with(url, dest, opts, session)
 
@@ -218,39 +223,9 @@ async def _hls(
 ) -> DownloadResult:
     # Imported on first use: HLS pulls in m3u8 and cryptography (~50 ms), which a plain
     # video download never needs.
-    from ._fetch_hls import HlsFetcher, HlsSource
+    from ._hls_download import download_hls
 
-    source = HlsSource(session, opts)
-
-    async def one(fetcher: HlsFetcher) -> DownloadResult:
-        tracker = Tracker(make_reporter(opts.progress), fetcher.dest.name)
-        outcome = await transfer(
-            fetcher.dest, fetcher, opts, tracker, url=plan.playlist_url, shown_url=fetcher.shown, t0=t0,
-            retries=source.retries,
-        )
-        assert isinstance(outcome, DownloadResult)  # an HLS fetcher never hands off
-        return outcome
-
-    try:
-        plan = await source.plan(url, folder, path)
-        audio = plan.audio
-        if audio is None:
-            return await one(plan.video)
-        if plan.video.live:
-            # Both recordings must cover the same minutes of the broadcast: run them side by side.
-            _, result = await asyncio.gather(one(audio), one(plan.video))
-        else:
-            # Audio first: the video appears at dest only once everything it needs is on disk,
-            # so a complete dest means a complete pair and a re-run can skip at once.
-            await one(audio)
-            result = await one(plan.video)
-    finally:
-        source.drop_keys()
-    log.info(
-        "%s has no audio of its own; its audio is in %s. To make one file: ffmpeg -i %s -i %s -c copy out.mp4",
-        result.path, audio.dest, result.path, audio.dest,
-    )
-    return dataclasses.replace(result, audio=audio.dest)
+    return await download_hls(url, folder, path, opts, session, t0)
 
 
 def _check_name_fits(path: Path) -> None:

@@ -49,6 +49,7 @@ class BatchOptions(TypedDict, total=False):
     connections: Connections
     variant: str | int
     live_duration: float | None
+    remux: bool
 
 
 async def download_many(

@@ -110,6 +110,7 @@ class DownloadOptions(TypedDict, total=False):
     connections: Connections
     variant: str | int
     live_duration: float | None
+    remux: bool
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ class Options:
     connections: Connections = 1
     variant: VariantChoice = field(default_factory=lambda: VariantChoice("best"))
     live_duration: float | None = None
+    remux: bool = True
 
     def with_connections(self, connections: Connections) -> Options:
         return replace(self, connections=connections)
@@ -176,6 +178,7 @@ def make_options(**kwargs: Unpack[DownloadOptions]) -> Options:
         connections=check_connections(kwargs.get("connections", 1)),
         variant=parse_variant(kwargs.get("variant", "best")),
         live_duration=float(live) if live is not None else None,
+        remux=bool(kwargs.get("remux", True)),
     )
 
 
