@@ -18,11 +18,14 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import shutil
 import threading
+import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from ._errors import DestinationError
 from ._fmt import human_bytes
@@ -35,6 +38,7 @@ except ImportError:  # Windows
 
 log = logging.getLogger("vidnb")
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 PART_SUFFIX = ".part"
 
@@ -261,14 +265,8 @@ class DestinationLock:
             # Off the loop: creating the file is the slowest step of a small download on some
             # filesystems (a millisecond and more on ext4 after many deletions), and the
             # loop meanwhile keeps reading the other downloads of a batch.
-            try:
-                got = await off_loop(self._try_once)
-            except asyncio.CancelledError as exc:
-                # Cancelled while the thread held the new lock: let it go again.
-                got = getattr(exc, "vidnb_result", None)
-                if got is not None:
-                    os.close(got[0])
-                raise
+            # Cancelled while the thread takes the lock: it is let go again whenever the thread gets it.
+            got = await off_loop(self._try_once, undo=_drop_taken)
             if got is not None:
                 self._fd, exists, self.created = got
                 return exists
@@ -289,6 +287,13 @@ class DestinationLock:
             fd, created = os.open(self.path, flags, 0o644), False
         try:
             if _try_lock(fd) and os.fstat(fd).st_ino == os.stat(self.path).st_ino:
+                if not created and self.path == self.part and _same_file(fd, self.dest):
+                    # A run died between the link onto dest and the unlink of the .part:
+                    # finish that move, and try again with a .part of our own (writing
+                    # through this one would write into the finished file).
+                    os.unlink(self.part)
+                    os.close(fd)
+                    return None
                 if created:
                     # A record without its .part (removed by hand, say) must not come to
                     # describe the new bytes: with it gone, a created .part has no record.
@@ -340,22 +345,145 @@ class DestinationLock:
             os.close(fd)  # closing drops the lock
 
 
-async def off_loop(fn: Callable[..., _T], *args: Any) -> _T:
+def _drop_taken(got: tuple[int, bool, bool] | None) -> None:
+    """Undo a lock taken for a caller that was cancelled meanwhile."""
+    if got is not None:
+        os.close(got[0])
+
+
+#: How long a cancelled caller waits for a file-system call that has already started.
+OFF_LOOP_WAIT = 0.5
+
+
+async def off_loop(fn: Callable[..., _T], *args: Any, undo: Callable[[_T], object] | None = None) -> _T:
     """Run a blocking file-system call on vidnb's file thread.
 
-    If the caller is cancelled meanwhile, the call is not abandoned half way: a call that
-    has started is waited for (a moment), and its result rides on the CancelledError as
-    ``vidnb_result`` so the caller can undo it.
+    If the caller is cancelled meanwhile, a call that has not started is dropped, and one that
+    has is waited for a moment, so that what the caller does next (releasing the lock) comes
+    after it in the normal case. ``undo`` gets its result whenever it comes, in time or not.
+    The wait was unbounded, on the loop's thread, where even a second Ctrl-C's cancel could not
+    reach: one call stuck in the kernel (a hung network mount) kept a process that was asked
+    to stop from ever getting there.
     """
     job = _file_ops().submit(fn, *args)
     try:
         return await asyncio.wrap_future(job)
-    except asyncio.CancelledError as exc:
+    except asyncio.CancelledError:
         if not job.cancel():
-            concurrent.futures.wait([job])
-            if job.exception() is None:
-                exc.vidnb_result = job.result()  # type: ignore[attr-defined]
+            if undo is not None:
+                job.add_done_callback(lambda done: _undo(done, undo))
+            concurrent.futures.wait([job], timeout=OFF_LOOP_WAIT)
         raise
+
+
+def _undo(job: concurrent.futures.Future[_T], undo: Callable[[_T], object]) -> None:
+    if not job.cancelled() and job.exception() is None:
+        undo(job.result())
+
+
+class DaemonThreadPool(concurrent.futures.ThreadPoolExecutor):
+    """A thread pool whose threads never hold up the interpreter's exit.
+
+    A ``ThreadPoolExecutor``'s threads are joined at exit, each for as long as its call takes,
+    and asyncio's ``shutdown_default_executor`` joins them without a time limit before 3.12.
+    So one call that does not return (a read on a hung network mount, ``getaddrinfo`` waiting
+    for a dead DNS server) kept a process that was asked to stop alive for as long as the call
+    took. These threads are daemons, and :meth:`join` waits for them a bounded time. A call
+    still running after that is left to the thread. That is safe for vidnb's calls, which are
+    reads, renames, and small files replaced by a rename.
+
+    It subclasses ``ThreadPoolExecutor`` only because ``loop.set_default_executor`` requires
+    one. None of the base class's threads or queues are used: ``submit`` and ``shutdown``
+    are the public ``Executor`` interface, reimplemented here.
+    """
+
+    def __init__(self, max_workers: int, thread_name_prefix: str) -> None:
+        super().__init__(max_workers=max_workers, thread_name_prefix=thread_name_prefix)
+        self._size = max_workers
+        self._prefix = thread_name_prefix
+        self._jobs: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], Callable[[], Any]] | None]
+        self._jobs = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)
+        self._lock = threading.Lock()
+        self._started = 0
+        self._running = [0]  # threads still alive, counted by the threads themselves
+        self._closed = False
+        # Forgotten without a shutdown: let the idle threads end (they do not hold the pool).
+        # Not at exit, where daemon threads need no telling.
+        weakref.finalize(self, self._jobs.put, None).atexit = False
+
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> concurrent.futures.Future[_T]:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            future: concurrent.futures.Future[_T] = concurrent.futures.Future()
+            self._jobs.put((future, lambda: fn(*args, **kwargs)))
+            if not self._idle.acquire(blocking=False) and self._started < self._size:
+                self._running[0] += 1
+                self._started += 1
+                threading.Thread(
+                    target=_pool_worker, args=(self._jobs, self._idle, self._lock, self._running),
+                    name=f"{self._prefix}_{self._started - 1}", daemon=True,
+                ).start()
+            return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._closed = True
+            while cancel_futures:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if job is not None:
+                    job[0].cancel()
+            self._jobs.put(None)
+        if wait:
+            self.join(None)
+
+    def join(self, timeout: float | None) -> bool:
+        """After :meth:`shutdown`, wait up to ``timeout`` seconds (None: no limit) for the threads
+        to finish their calls; True if they all did.
+
+        Polled rather than ``Thread.join``: this runs while stop signals may arrive, and an
+        exception raised by a signal handler inside ``Thread.join`` leaves threading's own
+        bookkeeping half done (bpo-45274). A sleep is safe to interrupt.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._running[0]:
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.002)
+        return True
+
+
+def _pool_worker(
+    jobs: queue.SimpleQueue[tuple[concurrent.futures.Future[Any], Callable[[], Any]] | None],
+    idle: threading.Semaphore,
+    lock: threading.Lock,
+    running: list[int],
+) -> None:
+    try:
+        while True:
+            job = jobs.get()
+            if job is None:
+                jobs.put(None)  # the next thread's signal to stop too
+                return
+            future, call = job
+            del job
+            if future.set_running_or_notify_cancel():
+                try:
+                    result = call()
+                except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
+                    future.set_exception(exc)
+                else:
+                    future.set_result(result)
+                    del result
+            del future, call  # an idle thread must not keep the last result or its arguments alive
+            idle.release()
+    finally:
+        with lock:
+            running[0] -= 1
 
 
 _ops: concurrent.futures.ThreadPoolExecutor | None = None
@@ -379,8 +507,16 @@ def _file_ops() -> concurrent.futures.ThreadPoolExecutor:
     global _ops
     with _ops_lock:
         if _ops is None:
-            _ops = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="vidnb-files")
+            _ops = DaemonThreadPool(max_workers=1, thread_name_prefix="vidnb-files")
         return _ops
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        held, other = os.fstat(fd), os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (held.st_ino, held.st_dev) == (other.st_ino, other.st_dev)
 
 
 def _try_lock(fd: int) -> bool:
@@ -425,14 +561,16 @@ def check_free_space(dest: Path, needed: int | None) -> None:
 
 
 def finish_part(part: Path, dest: Path, overwrite: bool, record: Path | None) -> None:
-    """Drop the resume record, if any, and move the finished ``.part`` into place (blocking).
+    """Move the finished ``.part`` into place, then drop its resume record (blocking).
 
-    In that order, so a crash in between leaves a complete ``.part`` without a record
-    (fetched again) rather than a record without its ``.part``.
+    In that order, so a crash in between leaves the finished file and a record without its
+    ``.part``, which the next lock on this destination removes as it creates a new ``.part``
+    (see :meth:`DestinationLock._try_once`); a crash before the move leaves the complete
+    ``.part`` with its record, which the next run finishes without fetching it again.
     """
+    move_into_place(part, dest, overwrite=overwrite)
     if record is not None:
         remove_quietly(record)
-    move_into_place(part, dest, overwrite=overwrite)
 
 
 def move_into_place(part: Path, dest: Path, *, overwrite: bool) -> None:
@@ -477,4 +615,5 @@ __all__ = [
     "move_into_place",
     "finish_part",
     "off_loop",
+    "DaemonThreadPool",
 ]
