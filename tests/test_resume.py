@@ -363,3 +363,25 @@ async def test_two_tasks_on_one_destination_make_one_correct_file(serve, dest):
     assert sorted([a.skipped, b.skipped]) == [False, True]
     assert dest.read_bytes() == data and route.full_bodies == 1
     assert sorted(os.listdir(dest.parent)) == ["clip.mp4"]
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+async def test_a_kill_between_link_and_unlink_is_finished_by_the_next_run(serve, dest, overwrite):
+    # The move onto dest is link(.part, dest) then unlink(.part): a process killed between
+    # the two leaves two names for the finished file.
+    old, new = make_video(500_000, seed=21), make_video(600_000, seed=22)
+    url, route = serve(old)
+    await vidnb.download(url, dest, progress=False)
+    os.link(dest, _files.part_path(dest))
+    finished = os.stat(dest).st_ino
+    route.data = new
+    result = await vidnb.download(url, dest, overwrite=overwrite, progress=False)
+    assert result.skipped != overwrite
+    # Never written through the other name: dest is the old file whole, or the new one whole.
+    assert dest.read_bytes() == (new if overwrite else old)
+    if overwrite:
+        # The new file came through a .part of its own and replaced the old one in one rename.
+        assert os.stat(dest).st_ino != finished and sorted(os.listdir(dest.parent)) == ["clip.mp4"]
+    else:
+        # A skip makes no lock and no change: the other name is still just the finished file.
+        assert os.path.samefile(_files.part_path(dest), dest)

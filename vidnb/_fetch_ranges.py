@@ -172,6 +172,10 @@ class RangesFetcher:
         """
         loop = asyncio.get_running_loop()
         self._outcome = loop.create_future()
+        if self.fresh:
+            # An old record must go before the .part is emptied: a process killed in between
+            # would otherwise leave that record over zeros, and the next run trust it.
+            self.part.forget_record()
         self._writer = PartWriter(self.part.path, truncate=self.fresh)
         helpers: list[asyncio.Task[None]] = []
         ok = False
@@ -344,22 +348,7 @@ class RangesFetcher:
             self.session, self.url, self.opts.headers, self.opts.timeout,
             byte_range=(start - check, end - 1), if_range=self.state.if_range, check_status=False,
         ) as resp:
-            if resp.status == 416:
-                raise _Restart(f"{self.shown_url} answered 416 to bytes={start}-: it is shorter now")
-            raise_for_status(resp, self.shown_url)
-            same = same_validators(self.state.etag, self.state.last_modified, resp.headers)
-            if resp.status != 206:
-                if same:
-                    raise _Restart(f"{self.shown_url} answered a range with the whole file", no_ranges=True)
-                raise _Restart(f"{self.shown_url} has another file now (ETag {resp.headers.get('ETag')})")
-            if not same:
-                raise _Restart(f"{self.shown_url} has another file now (ETag {resp.headers.get('ETag')})")
-            if not _http.continues(resp, start - check, self.total).ok:
-                raise _Restart(
-                    f"{self.shown_url} answered bytes={start - check}- with Content-Range "
-                    f"{resp.headers.get('Content-Range')}",
-                    mismatch=True,
-                )
+            _check_answer(resp, self.state, start - check, self.shown_url)
             if self.content_type is None:
                 self.content_type = resp.headers.get("Content-Type")
                 self.final_url = str(resp.url)
@@ -401,6 +390,23 @@ class RangesFetcher:
             if not chunk:
                 return
             await put(seg, chunk)
+
+
+def _check_answer(resp: aiohttp.ClientResponse, state: _files.PartState, start: int, shown_url: str) -> None:
+    """Raise unless ``resp`` is a 206 of the same file from byte ``start``."""
+    if resp.status == 416:
+        raise _Restart(f"{shown_url} answered 416 to bytes={start}-: it is shorter now")
+    raise_for_status(resp, shown_url)
+    same = same_validators(state.etag, state.last_modified, resp.headers)
+    if resp.status != 206 and same:
+        raise _Restart(f"{shown_url} answered a range with the whole file", no_ranges=True)
+    if not same or resp.status != 206:
+        raise _Restart(f"{shown_url} has another file now (ETag {resp.headers.get('ETag')})")
+    if not _http.continues(resp, start, state.total).ok:
+        raise _Restart(
+            f"{shown_url} answered bytes={start}- with Content-Range {resp.headers.get('Content-Range')}",
+            mismatch=True,
+        )
 
 
 def _request_end(seg: Segment, auto: bool) -> int:
