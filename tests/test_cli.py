@@ -366,3 +366,26 @@ def test_sizes(text, size):
 def test_bad_sizes(text):
     with pytest.raises(ValueError):
         parse_size(text)
+
+
+def test_info_of_a_file_on_disk_prints_its_probe(tmp_path):
+    from vidnb.demo import sample_path
+
+    out = vidnb("info", str(sample_path()), cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    rows = dict(line.split(None, 1) for line in out.stdout.splitlines() if line.strip())
+    assert rows["container"] == "mp4" and rows["video"].startswith("h264, 320x240")
+    assert rows["audio"] == "aac" and rows["duration"] == "3.00 s" and rows["plays"].startswith("in browsers")
+    missing = vidnb("info", "no-such-file.mp4", cwd=tmp_path)
+    assert missing.returncode == 2 and "neither a file on disk nor" in missing.stderr
+
+
+def test_no_remux_keeps_an_hls_stream_as_served(serve, tmp_path):
+    # A one-segment stream of MPEG-TS-looking bytes: --no-remux saves them as they are.
+    segment = bytes([0x47]) + bytes(187) * 1 + bytes([0x47]) + bytes(187)
+    seg_url, _ = serve(segment, name="s0.ts", content_type="video/mp2t")
+    playlist = f"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2,\n{seg_url}\n#EXT-X-ENDLIST\n".encode()
+    url, _ = serve(playlist, name="talk.m3u8", content_type="application/vnd.apple.mpegurl")
+    out = vidnb("get", url, "-o", str(tmp_path), "--no-remux", "-q", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "talk.ts").read_bytes() == segment, (out.stdout, sorted(p.name for p in tmp_path.iterdir()))

@@ -250,7 +250,7 @@ def test_hls_video_and_audio_from_a_long_playlist_name_fit_and_stay_apart(server
     url = server.add(urlsplit(base).path + stem + ".m3u8", master)
     folder = tmp_path / "out"
     folder.mkdir()
-    result = vidnb.download_sync(url, folder, progress=False)
+    result = vidnb.download_sync(url, folder, progress=False, remux=False)
     assert result.audio is not None
     video, audio = result.path, result.audio
     assert video.parent == audio.parent == folder and video != audio
@@ -261,3 +261,9 @@ def test_hls_video_and_audio_from_a_long_playlist_name_fit_and_stay_apart(server
     listed = [ln for ln in (streams / "aonly" / "index.m3u8").read_text().splitlines() if ln and ln[0] != "#"]
     assert audio.read_bytes() == b"".join((streams / "aonly" / seg).read_bytes() for seg in listed)
     assert leftovers(folder) == sorted([video.name, audio.name])
+    # Joined into one MP4 (the default): its working files fit too, and go once it is in place.
+    joined = tmp_path / "joined"
+    joined.mkdir()
+    one = vidnb.download_sync(url, joined, progress=False)
+    assert one.audio is None and one.path.suffix == ".mp4" and fits(one.path.name + LONGEST_SIDE_SUFFIX)
+    assert leftovers(joined) == [one.path.name]

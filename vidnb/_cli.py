@@ -1,8 +1,9 @@
 """The ``vidnb`` command: ``get`` (one or many downloads), ``info`` (what the server says), ``demo``.
 
 Exit codes: 0 all done, 1 some downloads failed, 2 usage or invalid input, 130 interrupted
-(Ctrl-C; the ``.part`` files stay, so the same command resumes). Errors are one line each
-(``vidnb: error: ...``); ``--debug`` shows tracebacks and debug logs instead.
+(Ctrl-C), 143 stopped by SIGTERM (``kill``, a container stop, ``timeout``), 129 by SIGHUP (a
+closed terminal); when stopped the ``.part`` files stay, so the same command resumes. Errors
+are one line each (``vidnb: error: ...``); ``--debug`` shows tracebacks and debug logs instead.
 
 Every ``get`` option maps onto a keyword option of :func:`vidnb.download` (through
 :func:`vidnb.download_many`), so the command and the Python API cannot drift apart in
@@ -14,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import math
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -25,6 +28,7 @@ from typing import Any, NoReturn
 
 from . import __version__
 from ._errors import VidnbError
+from ._runner import Stopped, left_running
 
 log = logging.getLogger("vidnb")
 
@@ -233,11 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
     info = sub.add_parser(
         "info",
         parents=[common],
-        help="show what the server says about a URL, without downloading it",
-        description="Ask the server about a URL (HEAD, then the first 1 KiB for the format) and print size, "
-        "type, final URL, range support and the sniffed format.",
+        help="show what a server says about a URL, or what a video file on disk holds",
+        description="For a URL: ask the server (HEAD, then the first 1 KiB for the format) and print size, "
+        "type, final URL, range support and the sniffed format, without downloading. For a file on disk: "
+        "its container, codecs, duration, size, frame rate and whether browsers play it as it is.",
     )
-    info.add_argument("url", metavar="URL")
+    info.add_argument("url", metavar="URL_OR_PATH")
     _add_request_options(info)
 
     demo = sub.add_parser("demo", parents=[common],
@@ -278,6 +283,9 @@ def _add_get(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
                      help="refuse files larger than this: 500M, 2G, 1.5GiB (binary), 700MB (decimal), or bytes")
     get.add_argument("--any-type", action="store_true",
                      help="save the body even when it does not look like a video (an HTML page, say)")
+    get.add_argument("--no-remux", action="store_true",
+                     help="keep an HLS stream exactly as served (a .ts, and its audio in a file of its own) "
+                     "instead of one MP4")
     get.add_argument("--variant", type=_variant_arg, metavar="CHOICE",
                      help="which stream of an HLS master playlist: best (default), worst, a maximum height "
                      "(720, 720p) or a maximum bandwidth (800k, 2.5M)")
@@ -317,8 +325,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print("vidnb: interrupted; partial files are kept: run the same command again to resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted(EXIT_INTERRUPTED, None)
+    except Stopped as exc:  # SIGTERM, SIGHUP: a SystemExit, which `except Exception` would not see
+        return _interrupted(128 + exc.signum, signal.Signals(exc.signum).name)
     except _UsageError as exc:
         if debug:
             raise
@@ -334,6 +343,28 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         _print_error(f"{type(exc).__name__}: {exc} (run with --debug for details)")
         return EXIT_FAILED
+
+
+def _interrupted(code: int, signame: str | None) -> int:
+    """Say in one line that the command was stopped and how to resume; return ``code``."""
+    why = f" ({signame})" if signame else ""
+    try:
+        print(f"vidnb: interrupted{why}; partial files are kept: run the same command again to resume",
+              file=sys.stderr, flush=True)
+        if sys.stdout is not None:
+            sys.stdout.flush()
+    except OSError:
+        # After SIGHUP the terminal may be gone: the exit status must stay 129, not become 1,
+        # or 120 when Python cannot flush at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                os.dup2(devnull, stream.fileno())
+    if left_running():
+        # A download outlived its grace after the signal: ending here spares it being closed,
+        # half way, by interpreter shutdown (which would run its clean-up on a closed loop).
+        os._exit(code)
+    return code
 
 
 class _UsageError(Exception):
@@ -414,6 +445,7 @@ def _download_options(args: argparse.Namespace) -> dict[str, Any]:
         "max_bytes": args.max_bytes,
         "headers": _header_dict(args.headers),
         "timeout": args.timeout,
+        "remux": not args.no_remux,
     }
     # Left out when not given, so the engine's own defaults apply (one place defines them).
     if args.connections is not None:
@@ -442,12 +474,40 @@ def _info(args: argparse.Namespace) -> int:
     from ._runner import run_sync
     from ._urls import validate_url
 
+    if "://" not in args.url:
+        if os.path.exists(args.url):
+            return _info_file(args.url)
+        raise _UsageError(f"{args.url} is neither a file on disk nor an http:// or https:// URL.")
     try:
         url = validate_url(args.url)
     except ValueError as exc:
         raise _UsageError(exc) from None
     headers = _header_dict(args.headers)
     for label, value in run_sync(probe(url, headers, args.timeout)):
+        print(f"{label:<14}{value}")
+    return EXIT_OK
+
+
+def _info_file(path: str) -> int:
+    """``vidnb info FILE``: the probe of a video on disk."""
+    from ._fmt import human_bytes
+    from ._probe import probe as probe_file
+
+    info = probe_file(path)
+    size = f"{human_bytes(info.size)} ({info.size:,} bytes)"
+    rows = [
+        ("path", str(info.path)),
+        ("container", info.container),
+        ("video", f"{info.video_codec or 'none'}"
+         + (f", {info.width}x{info.height}" if info.width else "")
+         + (f", {info.fps:.3g} fps" if info.fps else "")),
+        ("audio", info.audio_codec or "none"),
+        ("duration", f"{info.duration:.2f} s" if info.duration is not None else "unknown"),
+        ("bit rate", f"{info.bit_rate / 1000:.0f} kb/s" if info.bit_rate else "unknown"),
+        ("size", size),
+        ("plays", "in browsers as it is" if info.playable else "after vidnb.make_playable (remux or transcode)"),
+    ]
+    for label, value in rows:
         print(f"{label:<14}{value}")
     return EXIT_OK
 
