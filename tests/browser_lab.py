@@ -1,8 +1,9 @@
-"""A real JupyterLab on 127.0.0.1 driven by Debian's Chromium through Playwright.
+"""A real JupyterLab (or Jupyter Notebook 7) on 127.0.0.1 driven by Debian's Chromium through Playwright.
 
-Used by the browser tests: :class:`Lab` starts ``jupyter lab`` with its settings,
-workspaces and config inside a temp dir and stops it by its process group;
-:func:`open_notebook` opens a notebook, waits for its kernel and runs all cells.
+Used by the browser tests: :class:`Lab` starts ``jupyter lab`` (or, with ``app="notebook"``,
+``jupyter notebook``: Notebook 7 is built from Lab's parts, so the same page scripts drive
+it) with its settings, workspaces and config inside a temp dir and stops it by its process
+group; :func:`open_notebook` opens a notebook, waits for its kernel and runs all cells.
 Never ``playwright install``: the browser is ``/usr/bin/chromium``.
 """
 
@@ -49,6 +50,25 @@ def missing_requirements() -> str | None:
     return None
 
 
+# app: (module run with -m, the class whose expose_app_in_browser puts the app on window.jupyterapp,
+#       where notebooks open)
+_APPS = {
+    "lab": ("jupyterlab", "LabApp", "/lab/tree"),
+    "notebook": ("notebook", "JupyterNotebookApp", "/notebooks"),
+}
+
+
+def missing_notebook7() -> str | None:
+    """Why the Notebook 7 tests cannot run here, or None."""
+    try:
+        from importlib.metadata import version
+
+        major = int(version("notebook").split(".")[0])
+    except Exception:  # not installed, or a version string without a number first
+        return "the notebook package (Jupyter Notebook 7) is not installed (pip install -e '.[test]')"
+    return None if major >= 7 else f"Jupyter Notebook {major} is installed; these tests need 7 or later"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -56,9 +76,12 @@ def _free_port() -> int:
 
 
 class Lab:
-    """``jupyter lab`` serving ``root`` on a free loopback port with a random token."""
+    """``jupyter lab`` (or ``jupyter notebook``) serving ``root`` on a free loopback port with a random token."""
 
-    def __init__(self, root: Path, home: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, root: Path, home: Path, env: dict[str, str] | None = None, app: str = "lab") -> None:
+        if app not in _APPS:
+            raise ValueError(f"app must be one of {sorted(_APPS)}, not {app!r}")
+        self.app = app
         self.root = root
         self.home = home
         #: Extra environment for the server and the kernels it starts (e.g. PYTHONPATH).
@@ -89,12 +112,13 @@ class Lab:
         (settings / "notification.jupyterlab-settings").write_text(
             json.dumps({"fetchNews": "false", "checkForUpdates": False})
         )
+        module, app_class, _ = _APPS[self.app]
         cmd = [
-            sys.executable, "-m", "jupyterlab",
+            sys.executable, "-m", module,
             "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
             f"--ServerApp.root_dir={self.root}",
             f"--IdentityProvider.token={self.token}",
-            "--LabApp.expose_app_in_browser=True",
+            f"--{app_class}.expose_app_in_browser=True",
             "--ServerApp.port_retries=0",
             "--allow-root",
         ]  # fmt: skip
@@ -111,7 +135,7 @@ class Lab:
             exited = proc.poll() is not None
             self.stop()
             raise RuntimeError(
-                f"jupyter lab {'exited early' if exited else f'did not answer in {timeout} s'}:\n"
+                f"jupyter {self.app} {'exited early' if exited else f'did not answer in {timeout} s'}:\n"
                 f"{self.log_path.read_text()[-3000:]}"
             ) from None
         return self
@@ -138,7 +162,8 @@ class Lab:
         self.proc = None
 
     def url(self, path: str) -> str:
-        return f"{self.base}/lab/tree/{path}?token={self.token}"
+        """Where the notebook ``path`` opens in this app."""
+        return f"{self.base}{_APPS[self.app][2]}/{path}?token={self.token}"
 
     def shutdown_kernels(self) -> None:
         req = urllib.request.Request(f"{self.base}/api/kernels?token={self.token}")

@@ -1,12 +1,15 @@
-"""The DownloadPanel and the previews, used for real: JupyterLab in headless Chromium.
+"""The DownloadPanel, the previews and the gallery, used for real: JupyterLab in headless Chromium.
 
 One Lab serves a temp folder holding a copy of ``notebooks/panel.ipynb``; one browser page
-opens it, runs it, and then every test types URLs into the panel and clicks its buttons the
-way a user does. The videos come from a :class:`helpers.LocalSampleServer` running in this
-process (the kernel fetches them over loopback), so tests can throttle routes and read the
-requests the server received. Files land under the Lab's root, which the tests inspect
-directly. A screenshot of the panel is saved to ``artifacts/browser/`` after each test;
-``docs/panel.png`` is the one after the cancel-and-resume test, copied from such a run.
+opens it, runs it, and then every test types URLs into the panel, clicks its buttons or
+adds cells, the way a user does. The videos come from a :class:`helpers.LocalSampleServer`
+running in this process (the kernel fetches them over loopback), so tests can throttle
+routes and read the requests the server received; files browsers cannot play as they are
+(an HLS ``.ts``, AVI, MKV, FLV) are real ones made by ffmpeg. Files land under the Lab's
+root, which the tests inspect directly. A screenshot of the panel is saved to
+``artifacts/browser/`` after each test; ``docs/panel.png`` is the one after the
+cancel-and-resume test and ``docs/gallery.png`` is ``artifacts/browser/gallery.png``, copied
+from such a run. The last test runs the panel, a preview and a gallery in Jupyter Notebook 7.
 """
 
 from __future__ import annotations
@@ -21,8 +24,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import hls_streams as hs
+import media_clips
+import nbformat
 import pytest
-from browser_lab import CHROMIUM, CHROMIUM_ARGS, Lab, missing_requirements, open_notebook, run_cell_code
+from browser_lab import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    Lab,
+    missing_notebook7,
+    missing_requirements,
+    open_notebook,
+    run_cell_code,
+)
 from helpers import LocalSampleServer, Route, resume_from
 from helpers import file_sha as sha
 from nb_kernel import REPO
@@ -58,9 +72,7 @@ def server() -> Iterator[LocalSampleServer]:
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     root = tmp_path_factory.mktemp("lab-root")
     shutil.copy(REPO / "notebooks" / "panel.ipynb", root / "panel.ipynb")
-    # The kernel imports this checkout, whatever is installed.
-    pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-    lab = Lab(root, tmp_path_factory.mktemp("lab-home"), env={"PYTHONPATH": pythonpath}).start()
+    lab = Lab(root, tmp_path_factory.mktemp("lab-home"), env=_kernel_env(tmp_path_factory)).start()
     try:
         yield lab
     finally:
@@ -68,6 +80,33 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             lab.shutdown_kernels()  # kernels run in their own sessions: stopping Lab's group may miss them
         finally:
             lab.stop()
+
+
+def _kernel_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    # The kernel imports this checkout, whatever is installed, and caches poster frames in a temp folder.
+    pythonpath = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+    return {"PYTHONPATH": pythonpath, "XDG_CACHE_HOME": str(tmp_path_factory.mktemp("kernel-cache"))}
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A short real video per container (MP4, WebM, AVI, MPEG-TS, MKV, FLV), each with its own picture."""
+    if not media_clips.have_ffmpeg():
+        pytest.skip(media_clips.NO_FFMPEG)
+    return media_clips.make_clips(tmp_path_factory.mktemp("clips"))
+
+
+@pytest.fixture(scope="module")
+def hls_url(tmp_path_factory: pytest.TempPathFactory, server: LocalSampleServer) -> str:
+    """The bundled sample as a served HLS stream of MPEG-TS segments: the playlist's URL."""
+    if not hs.have_ffmpeg():
+        pytest.skip(hs.NO_FFMPEG)
+    root = tmp_path_factory.mktemp("hls")
+    # One stream is all these tests need (build() makes a dozen): the sample's own keyframes
+    # every 2 s cut it into segments of 2 s and 1 s.
+    hs._hls(demo.sample_path("sample.mp4"), root / "ts")
+    prefix, _ = hs.serve_tree(server, root)
+    return prefix + "ts/index.m3u8"
 
 
 @pytest.fixture(scope="module")
@@ -93,9 +132,12 @@ def page(browser: Browser, lab: Lab) -> Iterator[Page]:
 
 
 @pytest.fixture(autouse=True)
-def _screenshot(request: pytest.FixtureRequest, page: Page) -> Iterator[None]:
-    """After each test (passed or not), save what the panel looks like."""
+def _screenshot(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test of the Lab page (passed or not), save what the panel looks like."""
     yield
+    if "page" not in request.fixturenames:
+        return
+    page: Page = request.getfixturevalue("page")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     name = re.sub(r"[^\w.-]+", "_", request.node.name)
     page.locator(".vidnb-panel").screenshot(path=ARTIFACTS / f"{name}.png", timeout=WAIT_MS)
@@ -133,15 +175,16 @@ VIDEO_STATE = """v => ({
 })"""
 
 
-def expect_decoded(video: Locator) -> dict[str, Any]:
-    """Wait until Chromium has the video's metadata, then play it muted until frames were decoded.
+def expect_decoded(video: Locator, duration: float = DURATION) -> dict[str, Any]:
+    """Wait until Chromium has the video's metadata (``duration`` seconds long), then play it
+    muted until frames were decoded (``videoWidth > 0``, ``currentTime`` past 0.2 s).
 
     On failure the message carries the element's state (``error`` names a decode failure).
     """
     handle = video.element_handle(timeout=WAIT_MS)
     try:
         video.page.wait_for_function(
-            "([v, d]) => v.readyState >= 1 && Math.abs(v.duration - d) < 0.3", arg=[handle, DURATION], timeout=WAIT_MS
+            "([v, d]) => v.readyState >= 1 && Math.abs(v.duration - d) < 0.3", arg=[handle, duration], timeout=WAIT_MS
         )
         handle.evaluate("v => { v.muted = true; return v.play(); }")
         video.page.wait_for_function(
@@ -315,3 +358,147 @@ def test_large_file_preview_plays_by_reference_without_the_kernel_reading_it(pag
 def _artifact(name: str) -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS / name
+
+
+# --------------------------------------------------------------------------- playable copies, the gallery
+
+
+def _new_blob_video(page: Page, selector: str, old_src: str | None) -> Locator:
+    """Wait until ``selector`` holds a Video widget's player other than ``old_src``; the element."""
+    page.wait_for_function(
+        """([sel, old]) => { const v = document.querySelector(sel);
+                             return v && v.src.startsWith('blob:') && v.src !== old; }""",
+        arg=[selector, old_src],
+        timeout=WAIT_MS,
+    )
+    return page.locator(selector)
+
+
+def _video_src(page: Page, selector: str) -> str | None:
+    return page.evaluate("sel => (document.querySelector(sel) || {}).src || null", selector)
+
+
+def test_hls_download_previews_and_plays_in_chromium(page: Page, lab: Lab, hls_url: str):
+    row = submit(page, hls_url, "hls")
+    expect_state(row, "done")
+    # The finished row shows the stream's poster frame, made in the background.
+    poster = row.locator("img.vidnb-row-poster")
+    expect(poster).to_have_class(re.compile(r"\bvidnb-poster-ready\b"), timeout=WAIT_MS)
+    assert poster.evaluate("i => i.complete && i.naturalWidth") > 0
+    old = _video_src(page, ".vidnb-preview video")
+    row.locator(".vidnb-row-preview").click()
+    state = expect_decoded(_new_blob_video(page, ".vidnb-preview video", old))
+    assert state["frames"] > 0
+    saved = sorted(os.listdir(lab.root / "hls"))
+    # One file that plays: the engine's MP4, or its .ts and the copy the preview made of it.
+    assert saved in (["index.mp4"], ["index.playable.mp4", "index.ts"]), saved
+
+    # The stream's bytes as served (remux=False keeps the .ts): preview() in a cell makes the
+    # playable copy once, with a bar, and plays it.
+    run_cell_code(page, f"r = await vidnb.download({hls_url!r}, 'hls-ts/', remux=False)\nvidnb.preview(r)  # hls-ts")
+    out = cell(page, "# hls-ts")
+    video = out.locator("video")
+    expect(video).to_have_count(1, timeout=WAIT_MS)
+    expect(out.locator(".widget-hprogress")).to_have_count(2)  # the download's bar and the copy's
+    expect(out).to_contain_text("index.playable.mp4")
+    expect_decoded(video)
+    assert sorted(os.listdir(lab.root / "hls-ts")) == ["index.playable.mp4", "index.ts"]
+    out.screenshot(path=_artifact("hls_ts_cell.png"))
+
+
+def test_gallery_shows_posters_and_plays_a_clicked_video(page: Page, lab: Lab, clips: dict[str, Path]):
+    folder = lab.root / "gallery"
+    folder.mkdir()
+    for name, path in clips.items():
+        shutil.copy(path, folder / name)
+    run_cell_code(page, "g = vidnb.gallery('gallery', width=480)\ng  # gallery")
+    out = cell(page, "# gallery")
+    expect(out.locator(".vidnb-tile")).to_have_count(len(clips), timeout=WAIT_MS)
+    expect(out.locator(".vidnb-tile.vidnb-tile-ready")).to_have_count(len(clips), timeout=WAIT_MS)
+    # Every poster is a JPEG Chromium decoded, under it the name and the figures.
+    page.wait_for_function(
+        """() => { const imgs = [...document.querySelectorAll('.vidnb-gallery img.vidnb-poster')];
+                   return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth === 320); }""",
+        timeout=WAIT_MS,
+    )
+    first = out.locator(".vidnb-tile").first
+    expect(first.locator(".vidnb-tile-play")).to_have_text("bars.mp4")
+    expect(first.locator(".vidnb-figures")).to_contain_text("0:02 · 320×180 · ")
+
+    # An AVI: its copy is made in the background (a bar meanwhile), then it plays in the gallery.
+    out.locator(".vidnb-tile-play", has_text="mandelbrot.avi").click()
+    video = out.locator(".vidnb-gallery-player video")
+    expect(video).to_have_count(1, timeout=WAIT_MS)
+    expect(out.locator(".vidnb-caption")).to_have_text("▶ mandelbrot.avi")
+    state = expect_decoded(video, duration=media_clips.SECONDS)
+    assert state["src"].startswith("blob:") and (folder / "mandelbrot.playable.webm").exists()
+    out.locator(".vidnb-gallery").screenshot(path=_artifact("gallery.png"))
+
+    # Over the inline limit, the player in the gallery's output area plays the file by reference.
+    run_cell_code(page, "vidnb.widgets.EMBED_MAX_BYTES = 1000  # tiny")
+    try:
+        out.locator(".vidnb-tile-play", has_text="pattern.ts").click()
+        source = out.locator(".vidnb-gallery-player video.vidnb-video source")
+        expect(source).to_have_count(1, timeout=WAIT_MS)
+        assert urlsplit(source.get_attribute("src") or "").path == "/files/gallery/pattern.playable.mp4"
+        state = expect_decoded(out.locator(".vidnb-gallery-player video"), duration=media_clips.SECONDS)
+        assert state["src"].startswith(f"{lab.base}/files/gallery/pattern.playable.mp4"), state
+    finally:
+        run_cell_code(page, f"vidnb.widgets.EMBED_MAX_BYTES = {widgets.EMBED_MAX_BYTES}  # default")
+
+
+# --------------------------------------------------------------------------- Jupyter Notebook 7
+
+
+@pytest.fixture(scope="module")
+def notebook7(
+    tmp_path_factory: pytest.TempPathFactory, server: LocalSampleServer, clips: dict[str, Path]
+) -> Iterator[Lab]:
+    """``jupyter notebook`` (7) serving a notebook that uses the panel, a preview and a gallery."""
+    reason = missing_notebook7()
+    if reason:
+        pytest.skip(reason)
+    root = tmp_path_factory.mktemp("nb7-root")
+    (root / "clips").mkdir()
+    for name in ("bars.mp4", "pattern.ts", "mandelbrot.avi"):
+        shutil.copy(clips[name], root / "clips" / name)
+    cells = [
+        "import vidnb\npanel = vidnb.DownloadPanel('downloads')\npanel",
+        f"panel.urls.value = {server.url('/sample.webm')!r}\npanel.download_button.click()\n"
+        "results = await panel.wait()\npanel.rows[0].preview_button.click()",
+        "vidnb.preview('clips/pattern.ts')  # preview-ts",
+        "g = vidnb.gallery('clips')\ng  # gallery",
+    ]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, root / "nb7.ipynb")
+    app = Lab(root, tmp_path_factory.mktemp("nb7-home"), env=_kernel_env(tmp_path_factory), app="notebook").start()
+    try:
+        yield app
+    finally:
+        try:
+            app.shutdown_kernels()
+        finally:
+            app.stop()
+
+
+def test_panel_preview_and_gallery_work_in_notebook_7(browser: Browser, notebook7: Lab):
+    pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+    try:
+        open_notebook(pg, notebook7, "nb7.ipynb")
+        assert "/notebooks/nb7.ipynb" in pg.url and pg.locator("#jp-NotebookPanel, .jp-NotebookPanel").count()
+        row = pg.locator(".vidnb-row")
+        expect_state(row, "done")
+        expect(row.locator("img.vidnb-row-poster")).to_have_class(re.compile(r"\bvidnb-poster-ready\b"),
+                                                                  timeout=WAIT_MS)  # fmt: skip
+        state = expect_decoded(_new_blob_video(pg, ".vidnb-preview video", None))
+        assert state["frames"] > 0
+        expect_decoded(cell(pg, "# preview-ts").locator("video"), duration=media_clips.SECONDS)
+
+        gallery = cell(pg, "# gallery")
+        expect(gallery.locator(".vidnb-tile.vidnb-tile-ready")).to_have_count(3, timeout=WAIT_MS)
+        gallery.locator(".vidnb-tile-play", has_text="pattern.ts").click()
+        expect_decoded(gallery.locator(".vidnb-gallery-player video"), duration=media_clips.SECONDS)
+        pg.screenshot(path=_artifact("notebook7.png"), full_page=True)
+    finally:
+        pg.close()

@@ -1,14 +1,17 @@
-"""The notebook widgets in-process, without a browser: preview choices and the DownloadPanel.
+"""The notebook widgets in-process, without a browser: preview choices, the DownloadPanel, the gallery.
 
-The panel is driven the way a browser would (``button.click()``), against the bundled
-sample served by :func:`vidnb.demo.sample_server` (or, to count what reaches the server,
-the fault server of ``helpers``), and its downloads run on the test's loop.
+The panel and the gallery are driven the way a browser would (``button.click()``), against
+the bundled sample served by :func:`vidnb.demo.sample_server` (or, to count what reaches
+the server, the fault server of ``helpers``), and their work runs on the test's loop.
+Files browsers cannot play are real ones, made by ffmpeg (``media_clips``); every test
+keeps its thumbnail cache in a temp folder (``XDG_CACHE_HOME``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import shutil
 import threading
 import time
@@ -17,11 +20,13 @@ from pathlib import Path
 
 import aiohttp
 import ipywidgets
+import media_clips
 import pytest
 from helpers import Concurrency, leftovers, run_python, serve_many, until, videos, wait_until
 
 import vidnb
 from vidnb import _files, demo, widgets
+from vidnb._fmt import human_bytes
 from vidnb.widgets import DownloadPanel, PreviewNote, ReferencePreview, preview
 
 SAMPLE = demo.sample_path("sample.mp4").read_bytes()
@@ -38,6 +43,22 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run in a fresh folder, as a notebook's kernel runs in the notebook's folder."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def cache_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Poster frames (of finished panel rows too) are cached here, never in the real home."""
+    home = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One real clip per container of ``media_clips.CLIPS`` (read-only: tests copy what they change)."""
+    if not media_clips.have_ffmpeg():
+        pytest.skip(media_clips.NO_FFMPEG)
+    return media_clips.make_clips(tmp_path_factory.mktemp("clips"))
 
 
 # --------------------------------------------------------------------------- preview
@@ -118,12 +139,14 @@ def test_a_large_file_outside_the_notebook_folder_gets_a_clear_refusal(tmp_path,
         (bytes.fromhex("3026B2758E66CF11A6D900AA0062CE6C") + bytes(16), "ASF"),
     ],
 )
-def test_formats_browsers_cannot_play_get_a_message_not_a_player(in_tmp, head, name):
-    (in_tmp / "v").write_bytes(head + bytes(2000))
+def test_a_damaged_file_in_a_format_browsers_cannot_play_gets_a_message_not_a_player(in_tmp, head, name):
+    (in_tmp / "v").write_bytes(head + bytes(2000))  # the right magic bytes, then nothing
     shown = preview("v")
     assert isinstance(shown, PreviewNote) and shown.level == "error"
-    assert name in shown.text and "browsers cannot play" in shown.text and "ffmpeg" in shown.text
+    assert name in shown.text and "browsers cannot play" in shown.text and "no copy that plays" in shown.text
+    assert "ffmpeg" not in shown.text  # vidnb makes the copy itself; there is no command to run
     assert "vidnb-note" in shown._repr_html_()
+    assert not list(in_tmp.glob("*.playable.*")) and not list(in_tmp.glob("*.part"))
 
 
 def test_not_a_video_and_missing_files(in_tmp):
@@ -135,6 +158,73 @@ def test_not_a_video_and_missing_files(in_tmp):
 def test_large_bytes_are_refused_with_advice():
     shown = preview(SAMPLE, embed_max_bytes=1000)
     assert isinstance(shown, PreviewNote) and "Save them to a file" in shown.text
+
+
+# --------------------------------------------------------------------------- playable copies
+
+
+@pytest.mark.parametrize(
+    "name, copy, fmt",
+    [
+        ("pattern.ts", "pattern.playable.mp4", "mp4"),  # H.264/AAC: streams copied
+        ("life.mkv", "life.playable.mp4", "mp4"),
+        ("mandelbrot.avi", "mandelbrot.playable.webm", "webm"),  # MPEG-4 Part 2 + MP3: re-encoded
+        ("gradient.flv", "gradient.playable.webm", "webm"),
+    ],
+)
+def test_preview_plays_a_copy_made_once_of_a_file_browsers_cannot_play(clips, in_tmp, name, copy, fmt):
+    shutil.copy(clips[name], in_tmp / name)
+    shown = preview(name, width=300)
+    assert isinstance(shown, ipywidgets.Video), shown
+    made = in_tmp / copy
+    assert shown.format == fmt and shown.value == made.read_bytes() and shown.width == "300"
+    assert sorted(p.name for p in in_tmp.iterdir()) == sorted([name, copy])  # no .part left
+    assert vidnb.probe(made).playable and abs(vidnb.probe(made).duration - media_clips.SECONDS) < 0.1
+    before = made.stat()
+
+    again = preview(name)
+    assert isinstance(again, ipywidgets.Video) and again.value == shown.value
+    after = made.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)  # found, not made again
+
+
+def test_a_large_file_plays_its_copy_by_reference(clips, in_tmp, monkeypatch):
+    (in_tmp / "hls").mkdir()
+    shutil.copy(clips["pattern.ts"], in_tmp / "hls" / "talk.ts")
+    shown = preview("hls/talk.ts", embed_max_bytes=1000)
+    assert isinstance(shown, ReferencePreview) and shown.src == "hls/talk.playable.mp4" and shown.mime == "video/mp4"
+    assert "copy of talk.ts" in shown.note.text
+    # Large and outside the notebook's folder: refused before any copy is made (it would be unreachable too).
+    outside = in_tmp / "nb"
+    outside.mkdir()
+    monkeypatch.chdir(outside)
+    far = preview(in_tmp / "hls" / "talk.ts", embed_max_bytes=1000)
+    assert isinstance(far, PreviewNote) and "outside the notebook's folder" in far.text
+
+
+def test_without_pyav_a_file_browsers_cannot_play_gets_one_line_saying_pip_install_av(clips, tmp_path):
+    shutil.copy(clips["pattern.ts"], tmp_path / "talk.ts")
+    shutil.copy(clips["bars.mp4"], tmp_path / "bars.mp4")
+    code = (
+        "import sys\n"
+        "sys.modules['av'] = None  # as if PyAV were not installed: importing it raises ImportError\n"
+        "import asyncio, vidnb\n"
+        "note = vidnb.preview('talk.ts')\n"
+        "print(type(note).__name__, note.level, repr(note.text))\n"
+        "print(type(vidnb.preview('bars.mp4')).__name__)\n"
+        "async def main():\n"
+        "    g = await vidnb.gallery('.').wait()\n"
+        "    print([t.state for t in g.tiles], g.missing_av, 'pip install av' in g.header.value)\n"
+        "asyncio.run(main())\n"
+    )
+    out = run_python(code, cwd=tmp_path, timeout=60)
+    assert out.returncode == 0, out.stderr
+    note, video, tiles = out.stdout.splitlines()
+    assert note.startswith("PreviewNote error ") and note.endswith("pip install av'") and "\\n" not in note
+    assert "TS video" in note and "ffmpeg" not in note
+    assert video == "Video"  # a file browsers play needs no PyAV
+    assert tiles == "['failed', 'failed'] True True"
+    assert not list(tmp_path.glob("*.playable.*"))
 
 
 # --------------------------------------------------------------------------- the panel
@@ -177,6 +267,26 @@ async def test_panel_downloads_each_url_and_previews_the_result(srv, in_tmp):
     video = panel.shown
     assert isinstance(video, ipywidgets.Video) and video.model_id == model_id and video.format == "webm"
     assert video.value == demo.sample_path("sample.webm").read_bytes()
+
+
+async def test_a_finished_row_gets_a_poster_frame_and_previews_a_ts_through_its_copy(clips, serve, in_tmp):
+    url, _ = serve(clips["pattern.ts"].read_bytes(), name="talk.ts", content_type="video/mp2t")
+    panel = DownloadPanel("d")
+    panel.urls.value = url
+    panel.download_button.click()
+    (row,) = panel.rows
+    assert row.poster.layout.visibility == "hidden"  # keeps its column while there is nothing to show
+    (result,) = await panel.wait()
+    assert result is not None and result.path.name == "talk.ts"
+    await until(lambda: row.poster.layout.visibility == "visible", timeout=30, what="the row's poster frame")
+    assert row.poster.value[:2] == b"\xff\xd8" and "vidnb-poster-ready" in row.poster._dom_classes
+
+    row.preview_button.click()
+    assert panel.player.bar is not None  # the copy is being made in the background; the bar shows meanwhile
+    await until(lambda: isinstance(panel.shown, ipywidgets.Video), timeout=60, what="the copy to play")
+    assert panel.shown.format == "mp4" and panel.shown.value == (in_tmp / "d" / "talk.playable.mp4").read_bytes()
+    (shown,) = panel.preview_area.outputs
+    assert shown["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] == panel.shown.model_id
 
 
 @pytest.mark.parametrize(
@@ -396,6 +506,132 @@ def test_bad_options_are_refused_when_the_panel_is_made(options, error, match):
         DownloadPanel("d", **options)
 
 
+# --------------------------------------------------------------------------- the gallery
+
+
+def _folder_of_clips(clips: dict[str, Path], folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, path in clips.items():
+        shutil.copy(path, folder / name)
+    return folder
+
+
+async def test_gallery_of_a_folder_shows_its_videos_placeholders_first_then_posters(clips, in_tmp, cache_home):
+    folder = _folder_of_clips(clips, in_tmp / "videos")
+    shutil.copy(clips["bars.mp4"], folder / "no extension")  # a video by its bytes
+    (folder / "notes.txt").write_text("not a video")
+    (folder / "page.bin").write_bytes(b"<html>not a video</html>")
+    (folder / "next.mp4.part").write_bytes(SAMPLE[:5000])  # a download under way
+    (folder / ".hidden.mp4").write_bytes(SAMPLE)
+    shutil.copy(clips["bars.mp4"], folder / "pattern.playable.mp4")  # a copy of pattern.ts: not shown twice
+
+    g = vidnb.gallery("videos")
+    names = ["bars.mp4", "cells.webm", "gradient.flv", "life.mkv", "mandelbrot.avi", "no extension", "pattern.ts"]
+    assert [t.path.name for t in g.tiles] == names
+    assert repr(g) == "<Gallery 7 videos in videos/>" == g._repr_mimebundle_()["text/plain"]
+    assert "vidnb-gallery" in g.widget._dom_classes and g.grid.children == tuple(t.box for t in g.tiles)
+    # The grid exists before any poster: placeholders, with what the folder listing tells.
+    assert [t.state for t in g.tiles] == ["pending"] * 7 and g.ready == 0
+    assert all("vidnb-tile-pending" in t.box._dom_classes and t.poster.format == "svg+xml" for t in g.tiles)
+    bars = g.tiles[0]
+    assert bars.figures.value.endswith(f">{human_bytes(clips['bars.mp4'].stat().st_size)}</div>")
+
+    await asyncio.wait_for(g.wait(), timeout=60)
+    assert [t.state for t in g.tiles] == ["ready"] * 7 and g.ready == 7
+    for tile in g.tiles:
+        assert tile.poster.format == "jpeg" and tile.poster.value[:2] == b"\xff\xd8", tile
+        assert "vidnb-tile-ready" in tile.box._dom_classes and "vidnb-tile-pending" not in tile.box._dom_classes
+        size = human_bytes(tile.path.stat().st_size)
+        assert f">0:02 · 320×180 · {size}</div>" in tile.figures.value, tile.figures.value
+        assert tile.info is not None and tile.info.width == 320 and not tile.cached
+    # Cached: a picture and its figures per video, and a second gallery decodes nothing.
+    cached = sorted(p.suffix for p in (cache_home / "vidnb" / "thumbnails").iterdir())
+    assert cached == [".jpg"] * 7 + [".json"] * 7
+    again = await asyncio.wait_for(vidnb.gallery(folder).wait(), timeout=30)
+    assert all(t.cached and t.state == "ready" for t in again.tiles)
+    assert [t.poster.value for t in again.tiles] == [t.poster.value for t in g.tiles]
+    # A file that changes gets a new picture.
+    os.utime(folder / "bars.mp4", ns=(time.time_ns(), time.time_ns()))
+    changed = await asyncio.wait_for(vidnb.gallery(folder).wait(), timeout=30)
+    assert [t.cached for t in changed.tiles] == [False] + [True] * 6
+
+
+async def test_two_hundred_videos_show_their_grid_at_once_then_fill_in(in_tmp):
+    folder = in_tmp / "many"
+    folder.mkdir()
+    for i in range(200):
+        os.link(demo.sample_path("sample.mp4"), folder / f"clip{i}.mp4")
+    t0 = time.perf_counter()
+    g = vidnb.gallery(folder)
+    made_in = time.perf_counter() - t0
+    # Nothing was waited for: every tile is a placeholder, the pictures are still to come.
+    placeholders = sum("vidnb-tile-pending" in t.box._dom_classes for t in g.tiles)
+    assert len(g.grid.children) == 200 and placeholders == 200 and g.ready == 0
+    assert made_in < 1.0, f"the grid of 200 took {made_in:.2f} s"
+    assert [t.path.name for t in g.tiles[:3]] + [g.tiles[-1].path.name] == ["clip0.mp4", "clip1.mp4", "clip2.mp4",
+                                                                             "clip199.mp4"]  # fmt: skip
+    # They fill in top first while the loop runs.
+    await until(lambda: all(t.state == "ready" for t in g.tiles[:10]), timeout=30, what="the first ten posters")
+    assert 10 <= g.ready < 200 or g.ready == 200
+    g.close()  # the rest are dropped
+    assert g._posters.closed
+
+
+async def test_clicking_a_tile_plays_it_in_the_gallery(clips, in_tmp, monkeypatch):
+    folder = _folder_of_clips({k: clips[k] for k in ("bars.mp4", "mandelbrot.avi")}, in_tmp / "v")
+    g = vidnb.gallery("v", width=320)
+    bars, avi = g.tiles
+    bars.button.click()
+    caption, player = g.player.area.outputs
+    assert "▶ bars.mp4" in caption["data"]["text/html"]
+    video = g.shown
+    assert isinstance(video, ipywidgets.Video) and video.format == "mp4" and video.width == "320"
+    assert player["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] == video.model_id
+    assert video.value == (folder / "bars.mp4").read_bytes() and "vidnb-tile-playing" in bars.box._dom_classes
+
+    # A click from another thread (ipykernel 7.0-7.3 deliver them so) plays on the gallery's loop;
+    # the AVI first gets its playable copy, with a bar meanwhile.
+    await asyncio.to_thread(avi.button.click)
+    await until(lambda: g.playing is not None and g.tiles[1].path.name in str(g.player.area.outputs),
+                what="the AVI chosen")  # fmt: skip
+    shown = await asyncio.wait_for(asyncio.wrap_future(g.playing), timeout=60)
+    assert isinstance(shown, ipywidgets.Video) and shown.format == "webm" and g.shown is shown
+    assert shown.value == (folder / "mandelbrot.playable.webm").read_bytes()
+    assert "vidnb-tile-playing" in avi.box._dom_classes and "vidnb-tile-playing" not in bars.box._dom_classes
+
+    # Over the inline limit: played by reference, relative to the notebook's folder.
+    monkeypatch.setattr(widgets, "EMBED_MAX_BYTES", 1000)
+    by_ref = await asyncio.wrap_future(g.play("bars.mp4"))
+    assert isinstance(by_ref, ReferencePreview) and by_ref.src == "v/bars.mp4"
+    assert "text/html" in g.player.area.outputs[-1]["data"]
+
+
+async def test_choosing_a_video_while_another_is_being_made_keeps_the_later_choice(clips, in_tmp):
+    folder = _folder_of_clips({k: clips[k] for k in ("bars.mp4", "mandelbrot.avi")}, in_tmp / "v")
+    g = vidnb.gallery(folder)
+    slow = g.play("mandelbrot.avi")
+    assert g.player.bar is not None and "Making a copy of mandelbrot.avi" in str(g.player.area.outputs)
+    fast = g.play("bars.mp4")
+    assert fast.done() and isinstance(g.shown, ipywidgets.Video) and g.shown.format == "mp4"
+    await asyncio.wait_for(asyncio.wrap_future(slow), timeout=60)
+    assert g.shown is fast.result()  # the copy was made, but the area still shows the later choice
+
+
+async def test_gallery_of_results_and_paths(clips, in_tmp):
+    path = shutil.copy(clips["bars.mp4"], in_tmp / "a.mp4")
+    result = vidnb.DownloadResult(Path(path), "http://x/a.mp4", 1, "video/mp4", "mp4", 0.1)
+    other = shutil.copy(clips["pattern.ts"], in_tmp / "b.ts")
+    g = vidnb.gallery([result, None, other])  # None: a failed download of panel.wait()
+    assert [t.path.name for t in g.tiles] == ["a.mp4", "b.ts"] and repr(g) == "<Gallery 2 videos>"
+    assert repr(vidnb.gallery(result)) == "<Gallery 1 video>"
+    with pytest.raises(vidnb.DestinationError, match="does not exist"):
+        vidnb.gallery("nowhere/")
+    (in_tmp / "empty").mkdir()
+    nothing = vidnb.gallery("empty")
+    assert len(nothing) == 0 and "No videos in empty/" in nothing.header.value
+    await asyncio.wait_for(nothing.wait(), timeout=1)  # nothing to wait for
+
+
 # --------------------------------------------------------------------------- the package's lazy names
 
 
@@ -409,10 +645,12 @@ def test_widgets_and_demo_are_attributes_of_a_bare_import(tmp_path):
         "print(type(vidnb.preview('clip.mp4')).__name__,\n"
         "      type(vidnb.preview('clip.mp4', embed_max_bytes=10**6)).__name__)\n"
         "print(vidnb.demo.sample_path('sample.webm').name, vidnb.widgets is sys.modules['vidnb.widgets'])\n"
+        "print(vidnb.gallery is vidnb.widgets.gallery, 'gallery' in dir(vidnb), 'av' in sys.modules)\n"
     )
     out = run_python(code, cwd=tmp_path, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines() == ["False False", "ReferencePreview Video", "sample.webm True"]
+    # A playable file is shown without loading PyAV.
+    assert out.stdout.splitlines() == ["False False", "ReferencePreview Video", "sample.webm True", "True True False"]
 
 
 # --------------------------------------------------------------------------- the demo's server

@@ -30,8 +30,9 @@ from .._options import MAX_CONNECTIONS, Connections, Options, check_connections,
 from .._progress import ProgressEvent
 from .._result import DownloadResult
 from .._urls import choose_filename, validate_url
+from ._player import Player, Shown
 from ._pool import CONCURRENCY, Pool, RowTask, background_loop, in_loop_thread
-from ._preview import preview
+from ._posters import Poster, PosterQueue
 
 if TYPE_CHECKING:
     import aiohttp
@@ -43,13 +44,15 @@ log = logging.getLogger("vidnb")
 
 # Options the panel sets itself: each row is its download's progress display.
 _PANEL_OWNED = {"progress"}
+#: Width of a finished row's poster frame in pixels (shown at half that: sharp on dense screens).
+ROW_POSTER_WIDTH = 128
 # What the Connections control offers: "auto", then every count the engine takes.
 _CONNECTION_CHOICES: list[tuple[str, Connections]] = [("auto", "auto")]
 _CONNECTION_CHOICES += [(str(n), n) for n in range(1, MAX_CONNECTIONS + 1)]
 
 
 class DownloadRow:
-    """One download in the panel: name, bar, bytes/speed/ETA, state, Cancel and Preview.
+    """One download in the panel: poster frame, name, bar, bytes/speed/ETA, state, Cancel and Preview.
 
     It is the download's progress reporter, so the engine drives it (at most 10 times a
     second); all its updates run on the kernel's loop. Its state goes from "queued" (waiting
@@ -96,7 +99,15 @@ class DownloadRow:
         )
         self.preview_button.add_class("vidnb-row-preview")
         self.preview_button.on_click(lambda _: self.panel._on_loop(self.show_preview))
-        self.box = w.HBox([self.name, self.bar, self.info, self.state_label, self.cancel_button, self.preview_button])
+        # A finished download's poster frame, made in the background; hidden like Preview until it arrives.
+        self.poster = w.Image(
+            format="jpeg",
+            layout=w.Layout(width="64px", height="36px", object_fit="contain", flex="0 0 auto", visibility="hidden"),
+        )
+        self.poster.add_class("vidnb-row-poster")
+        self.box = w.HBox(
+            [self.poster, self.name, self.bar, self.info, self.state_label, self.cancel_button, self.preview_button]
+        )
         self.box.add_class("vidnb-row")
         self.box.add_class("vidnb-queued")
 
@@ -194,6 +205,7 @@ class DownloadRow:
             )
             self.preview_button.layout.visibility = "visible"
             self._set_state("done")
+            self.panel._poster_for(self)
         elif state == "cancelled":
             self.bar.bar_style = "warning"
             if self.state == "queued":
@@ -203,6 +215,15 @@ class DownloadRow:
             self.failed(str(task.exception()))
             return
         self.panel._row_finished(self)
+
+    def set_poster(self, poster: Poster) -> None:
+        """Show the poster frame made for this row's file (nothing when none could be made)."""
+        if poster.jpeg is None:
+            log.debug("no poster for %s: %s", poster.path, poster.error)
+            return
+        self.poster.value = poster.jpeg
+        self.poster.layout.visibility = "visible"
+        self.poster.add_class("vidnb-poster-ready")
 
     def failed(self, message: str) -> None:
         """Show the row as failed with ``message``, and tell the panel it is over."""
@@ -241,12 +262,13 @@ class DownloadPanel:
     """A notebook panel to download several videos and preview them.
 
     Paste URLs (one per line), choose a folder, press Download: each URL gets a row
-    with a progress bar, its speed and ETA, a Cancel button and, once done, a Preview
-    button that plays it in the panel. At most ``concurrency`` downloads run at once, on
-    one shared session; the other rows show "queued" until their turn, and can be
-    cancelled meanwhile. Invalid input is reported in the panel and starts nothing; a
-    failed download shows its error in its row. The panel never raises into a cell, and
-    other cells run while it downloads.
+    with a progress bar, its speed and ETA, a Cancel button and, once done, a poster frame
+    (made in the background) and a Preview button that plays it in the panel (after
+    making the copy that plays, for a file browsers cannot play as it is). At most
+    ``concurrency`` downloads run at once, on one shared session; the other rows show
+    "queued" until their turn, and can be cancelled meanwhile. Invalid input is reported
+    in the panel and starts nothing; a failed download shows its error in its row. The
+    panel never raises into a cell, and other cells run while it downloads.
 
     Parameters
     ----------
@@ -299,7 +321,7 @@ class DownloadPanel:
         # Made in a cell, on the kernel's main thread: the loop later clicks hop onto.
         self.loop: asyncio.AbstractEventLoop | None = _running_loop()
         self.rows: list[DownloadRow] = []
-        self.shown: Any = None
+        self._posters: PosterQueue[DownloadRow] | None = None
 
         self.urls = w.Textarea(placeholder="Video URLs, one per line", rows=4, layout=w.Layout(width="100%"))
         self.urls.add_class("vidnb-urls")
@@ -324,6 +346,8 @@ class DownloadPanel:
         self.rows_box.add_class("vidnb-rows")
         self.preview_area = w.Output()
         self.preview_area.add_class("vidnb-preview")
+        #: Plays what a row's Preview button chose, in the preview area.
+        self.player = Player(self.preview_area, self._widget_loop)
         controls = w.HBox([self.dest, self.connections, self.overwrite, self.download_button, self.cancel_all_button])
         self.widget = w.VBox([self.urls, controls, self.message, self.rows_box, self.preview_area])
         self.widget.add_class("vidnb-panel")
@@ -408,7 +432,7 @@ class DownloadPanel:
 
     def _queue(self, rows: list[DownloadRow], options: Options) -> None:
         """Hand the rows to the pool, in order: the first ``concurrency`` start at once."""
-        loop = self.loop if self.loop is not None and self.loop.is_running() else background_loop()
+        loop = self._widget_loop()
         if self._pool is None or self._pool.loop is not loop:
             self._pool = Pool(self.concurrency, loop, self._given_session)
         pool = self._pool
@@ -426,16 +450,31 @@ class DownloadPanel:
             if not row._closed_state():
                 row.cancel()
 
-    def show(self, source: Any) -> None:
-        """Show a video in the panel's preview area (what a row's Preview button does)."""
-        shown = preview(source)
-        bundle = shown._repr_mimebundle_()
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
-        # Set the outputs directly: Output's context manager is not safe off the main thread,
-        # and this needs no IPython shell.
-        self.preview_area.outputs = ({"output_type": "display_data", "data": data, "metadata": {}},)
-        #: What the preview area shows (a Video widget, a ReferencePreview or a PreviewNote).
-        self.shown = shown
+    def _widget_loop(self) -> asyncio.AbstractEventLoop:
+        """The loop downloads and widget updates run on: the kernel's, else vidnb's own thread's."""
+        return self.loop if self.loop is not None and self.loop.is_running() else background_loop()
+
+    def show(self, source: Any) -> concurrent.futures.Future[Shown]:
+        """Show a video in the panel's preview area (what a row's Preview button does).
+
+        A video browsers play shows at once; one they cannot play (an HLS ``.ts``, an AVI, ...)
+        shows a bar while its playable copy is made in the background. Returns a future of
+        what is shown, resolved once it is.
+        """
+        return self.player.play(source)
+
+    @property
+    def shown(self) -> Shown | None:
+        """What the preview area shows (a Video widget, a ReferencePreview or a PreviewNote)."""
+        return self.player.shown
+
+    def _poster_for(self, row: DownloadRow) -> None:
+        """Have the poster frame of a finished row's file made in the background."""
+        if row.result is None:
+            return
+        if self._posters is None:
+            self._posters = PosterQueue(self._widget_loop(), DownloadRow.set_poster, ROW_POSTER_WIDTH)
+        self._posters.submit(row, row.result.path)
 
     def _row_finished(self, row: DownloadRow) -> None:
         if all(r._closed_state() for r in self.rows):

@@ -3,7 +3,9 @@
 Small videos go to an ``ipywidgets.Video``, whose bytes travel to the browser as one
 binary comm buffer (no base64). Large ones are never read: a ``<video>`` element points
 at the file relative to the notebook, and Jupyter serves it with byte ranges, so seeking
-fetches only what is needed. Formats browsers cannot play get a message, not a broken player.
+fetches only what is needed. A file in a format browsers cannot play (AVI, FLV, MKV,
+MPEG-TS, WMV, ...) is first given a copy that plays, by :func:`vidnb.make_playable`
+(once: the copy is kept beside it), and the copy is shown.
 """
 
 from __future__ import annotations
@@ -17,9 +19,13 @@ from urllib.parse import quote
 
 import ipywidgets
 
+from .._errors import MissingDependencyError
 from .._fmt import human_bytes
+from .._playable import make_playable
+from .._progress import ProgressOption
 from .._result import DownloadResult
 from .._sniff import SNIFF_BYTES, VideoFormat, sniff
+from ._posters import media_errors
 
 Source = Union[DownloadResult, str, "os.PathLike[str]", bytes, bytearray, memoryview]
 
@@ -85,6 +91,16 @@ class ReferencePreview:
         return {"text/plain": f"<video {self.src}> ({self.note.text})", "text/html": self._repr_html_()}
 
 
+@dataclass(frozen=True)
+class Look:
+    """How a player looks: width in pixels and the ``<video>`` options."""
+
+    width: int | None = None
+    autoplay: bool = False
+    loop: bool = False
+    muted: bool = False
+
+
 def preview(
     source: Source,
     *,
@@ -95,6 +111,12 @@ def preview(
     embed_max_bytes: int | None = None,
 ) -> ipywidgets.Video | ReferencePreview | PreviewNote:
     """Show a video in the notebook: put it last in a cell, or pass it to ``display()``.
+
+    A file browsers cannot play as it is (AVI, FLV, WMV, MKV, MPEG-TS, an HLS ``.ts``, ...)
+    first gets a copy that plays, made by :func:`vidnb.make_playable` with a progress bar:
+    ``<stem>.playable.mp4`` (streams copied, seconds even for a large file) or
+    ``<stem>.playable.webm`` (re-encoded to VP9/Opus), beside the file. It is made once: the
+    next preview finds it and plays it at once.
 
     Parameters
     ----------
@@ -111,14 +133,16 @@ def preview(
     Returns
     -------
     ipywidgets.Video
-        For a playable video up to the limit: its bytes go to the browser as a binary buffer.
+        For a playable video (or its playable copy) up to the limit: its bytes go to the
+        browser as a binary buffer.
     ReferencePreview
         For a larger file under the notebook's folder: a ``<video>`` Jupyter serves with
         byte ranges, with a one-line note saying why.
     PreviewNote
-        When nothing can be shown: a format browsers cannot play (AVI, FLV, MPEG-TS, WMV,
-        ...), bytes that are not a video, a large file outside the notebook's folder, or
-        large bytes (save them to a file first). Nothing is raised for these.
+        When nothing can be shown: bytes that are not a video, a large file outside the
+        notebook's folder, large bytes (save them to a file first), a file whose playable
+        copy could not be made (the note says why; without PyAV: ``pip install av``).
+        Nothing is raised for these.
 
     Raises
     ------
@@ -129,19 +153,79 @@ def preview(
     --------
     >>> result = await vidnb.download(url, "videos/")   # doctest: +SKIP
     >>> vidnb.preview(result, width=480)                 # doctest: +SKIP
+    >>> vidnb.preview("videos/talk.ts")                  # makes videos/talk.playable.mp4 once  # doctest: +SKIP
     """
-    limit = _limit(embed_max_bytes)
+    limit = embed_limit(embed_max_bytes)
+    look = Look(width, autoplay, loop, muted)
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _from_bytes(bytes(source), limit, width, autoplay, loop)
-    path = Path(source.path if isinstance(source, DownloadResult) else source).expanduser()
+        return _from_bytes(bytes(source), limit, look)
+    path = source_path(source)
     size, data = _read_for_preview(path, limit)
     fmt = sniff(data[:SNIFF_BYTES])
-    refusal = _unplayable(fmt, str(path))
-    if refusal is not None:
-        return refusal
-    assert fmt is not None
+    if fmt is None:
+        return _not_a_video(str(path))
+    if not fmt.browser_playable:
+        made = playable_copy(path, fmt, size, limit, progress="auto")
+        if isinstance(made, PreviewNote):
+            return made
+        return show_file(made, limit, look, made_from=path)
+    return _shown(path, size, data, fmt, limit, look)
+
+
+def source_path(source: DownloadResult | str | os.PathLike[str]) -> Path:
+    """The file a path-like source or a download's result names."""
+    return Path(source.path if isinstance(source, DownloadResult) else source).expanduser()
+
+
+def needs_copy(path: Path) -> tuple[int, VideoFormat] | None:
+    """The file's size and format when it is a video browsers cannot play as it is (else None).
+
+    Raises :class:`vidnb.DestinationError` when the file cannot be read.
+    """
+    size, head = _read_for_preview(path, 0)
+    fmt = sniff(head[:SNIFF_BYTES])
+    return (size, fmt) if fmt is not None and not fmt.browser_playable else None
+
+
+def playable_copy(path: Path, fmt: VideoFormat, size: int, limit: int, progress: ProgressOption) -> Path | PreviewNote:
+    """Make (or find) the copy of ``path`` that browsers play; a note saying why not when it cannot be."""
+    what = f"{path} is {fmt.name.upper()} video, which browsers cannot play as it is"
+    if size > limit and _relative_to_cwd(path) is None:
+        # Its copy would land beside it, just as unreachable for Jupyter: say so before any work.
+        return PreviewNote(
+            f"{what}, and at {human_bytes(size)} (over the {human_bytes(limit)} inline limit) outside the "
+            f"notebook's folder ({Path.cwd()}), which Jupyter cannot serve: move it under that folder and "
+            "preview it again.",
+            "error",
+        )
+    try:
+        return make_playable(path, progress=progress)
+    except MissingDependencyError:
+        return PreviewNote(f"{what}; vidnb makes a copy that plays with PyAV: pip install av", "error")
+    except media_errors() as exc:
+        return PreviewNote(
+            f"{path} starts like {fmt.name.upper()} video, which browsers cannot play as it is, but no copy "
+            f"that plays could be made from it: {exc}",
+            "error",
+        )
+
+
+def show_file(
+    path: Path, limit: int, look: Look, made_from: Path | None = None
+) -> ipywidgets.Video | ReferencePreview | PreviewNote:
+    """Show a file browsers play: inline up to ``limit`` bytes, else by reference."""
+    size, data = _read_for_preview(path, limit)
+    fmt = sniff(data[:SNIFF_BYTES])
+    if fmt is None or not fmt.browser_playable:  # a copy that still does not play: say so, never loop
+        return PreviewNote(f"{path} was made to play in browsers, but it is not a format they play.", "error")
+    return _shown(path, size, data, fmt, limit, look, made_from)
+
+
+def _shown(
+    path: Path, size: int, data: bytes, fmt: VideoFormat, limit: int, look: Look, made_from: Path | None = None
+) -> ipywidgets.Video | ReferencePreview | PreviewNote:
     if size <= limit:
-        return _widget(data, fmt, width, autoplay, loop)
+        return _widget(data, fmt, look)
     rel = _relative_to_cwd(path)
     if rel is None:
         return PreviewNote(
@@ -150,14 +234,18 @@ def preview(
             "(or download into a folder there) and preview it again.",
             "error",
         )
-    note = PreviewNote(
+    text = (
         f"Shown by reference: {human_bytes(size)} is over the {human_bytes(limit)} inline limit, so Jupyter "
         "streams the file instead of the kernel sending it (it plays while the file stays in place)."
     )
-    return ReferencePreview(quote(rel.as_posix()), fmt.mime, note, width, autoplay, loop, muted)
+    if made_from is not None:
+        text += f" It is the copy of {made_from.name} that browsers play, kept beside it."
+    return ReferencePreview(quote(rel.as_posix()), fmt.mime, PreviewNote(text), look.width, look.autoplay,
+                            look.loop, look.muted)  # fmt: skip
 
 
-def _limit(embed_max_bytes: int | None) -> int:
+def embed_limit(embed_max_bytes: int | None) -> int:
+    """The inline limit in bytes: ``embed_max_bytes`` checked, or ``vidnb.widgets.EMBED_MAX_BYTES``."""
     if embed_max_bytes is None:
         from . import EMBED_MAX_BYTES as current  # the package attribute, which users may set
 
@@ -177,40 +265,36 @@ def _read_for_preview(path: Path, limit: int) -> tuple[int, bytes]:
         return size, f.read() if size <= limit else f.read(SNIFF_BYTES)
 
 
-def _unplayable(fmt: VideoFormat | None, what: str) -> PreviewNote | None:
+def _not_a_video(what: str) -> PreviewNote:
+    return PreviewNote(f"{what} is not a video vidnb recognises, so there is nothing to play.", "error")
+
+
+def _from_bytes(data: bytes, limit: int, look: Look) -> ipywidgets.Video | PreviewNote:
+    fmt = sniff(data[:SNIFF_BYTES])
     if fmt is None:
-        return PreviewNote(f"{what} is not a video vidnb recognises, so there is nothing to play.", "error")
+        return _not_a_video("These bytes")
     if not fmt.browser_playable:
         return PreviewNote(
-            f"{what} is {fmt.name.upper()} video, which browsers cannot play. Convert it first, e.g. "
-            "`ffmpeg -i in -c:v libx264 -c:a aac out.mp4`, then preview the MP4.",
+            f"These bytes are {fmt.name.upper()} video, which browsers cannot play as it is. Save them to a file "
+            "and preview the path: vidnb then makes a copy that plays.",
             "error",
         )
-    return None
-
-
-def _from_bytes(
-    data: bytes, limit: int, width: int | None, autoplay: bool, loop: bool
-) -> ipywidgets.Video | PreviewNote:
-    fmt = sniff(data[:SNIFF_BYTES])
-    refusal = _unplayable(fmt, "These bytes")
-    if refusal is not None:
-        return refusal
-    assert fmt is not None
     if len(data) > limit:
         return PreviewNote(
             f"These bytes are {human_bytes(len(data))}, over the {human_bytes(limit)} inline limit. Save them "
             "to a file under the notebook's folder and preview the path, or pass a larger embed_max_bytes=.",
             "error",
         )
-    return _widget(data, fmt, width, autoplay, loop)
+    return _widget(data, fmt, look)
 
 
-def _widget(data: bytes, fmt: VideoFormat, width: int | None, autoplay: bool, loop: bool) -> ipywidgets.Video:
+def _widget(data: bytes, fmt: VideoFormat, look: Look) -> ipywidgets.Video:
     # format is the MIME subtype the frontend builds its blob type from ("mp4", "webm", "ogg", ...).
-    video = ipywidgets.Video(value=data, format=fmt.mime.split("/", 1)[1], autoplay=autoplay, loop=loop, controls=True)
-    if width:
-        video.width = str(int(width))
+    video = ipywidgets.Video(
+        value=data, format=fmt.mime.split("/", 1)[1], autoplay=look.autoplay, loop=look.loop, controls=True
+    )
+    if look.width:
+        video.width = str(int(look.width))
     video.add_class("vidnb-video")
     return video
 
