@@ -272,11 +272,3 @@ def raise_translated(exc: BaseException, **where: Any) -> NoReturn:
     if err is None or err is exc:
         raise exc
     raise err from exc
-
-
-def wait_or_raise(retry: Any, exc: Exception, failures: int, **where: Any) -> tuple[VidnbError, float]:
-    """Temporary: the old engine's retry step (being replaced by vidnb._retry)."""
-    err = translate(exc, **where)
-    if err is None or not err.retryable or failures > retry.total:
-        raise_translated(exc, **where)
-    return err, retry.delay(failures, getattr(err, "retry_after", None))
