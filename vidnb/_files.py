@@ -177,11 +177,17 @@ def write_state(dest: Path, state: PartState) -> None:
     _save_state(sidecar_path(dest), state.to_json())
 
 
+#: One record written at a time: a write handed to a thread goes on after the coroutine that
+#: waited for it is cancelled, and the record a stop writes must not race it for the .tmp.
+_record_lock = threading.Lock()
+
+
 def _save_state(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    # The rename makes the update atomic: a reader sees the old state or the new one, never half.
-    os.replace(tmp, path)
+    with _record_lock:
+        tmp.write_text(text, encoding="utf-8")
+        # The rename makes the update atomic: a reader sees the old state or the new one, never half.
+        os.replace(tmp, path)
 
 
 def read_head(path: Path, n: int = SNIFF_BYTES) -> bytes:
@@ -492,9 +498,10 @@ _ops_lock = threading.Lock()
 
 def _forget_ops() -> None:
     # A forked child has none of the parent's threads; it starts its own when needed.
-    global _ops, _ops_lock
+    global _ops, _ops_lock, _record_lock
     _ops = None
     _ops_lock = threading.Lock()
+    _record_lock = threading.Lock()  # held by a thread the child does not have
 
 
 if hasattr(os, "register_at_fork"):
