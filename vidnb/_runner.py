@@ -32,7 +32,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Coroutine, Generator, Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import _files
 from ._engine import PathLike, download_with
 from ._fmt import human_bytes, human_rate
+from ._handle import DownloadHandle
 from ._options import DownloadOptions, Options, make_options
 from ._progress import ProgressEvent, ProgressReporter, State, make_reporter
 from ._result import DownloadResult
@@ -543,7 +544,7 @@ def _guess_name(url: str, dest: PathLike | None) -> str:
     return choose_filename(url, None) or url  # what the engine would name it, short of the server's say
 
 
-class DownloadTask:
+class DownloadTask(DownloadHandle):
     """A download running in the background; await it for its :class:`DownloadResult`.
 
     Made by :func:`start`, with options already checked. The package holds a reference until
@@ -615,63 +616,10 @@ class DownloadTask:
             except Exception:
                 log.exception("progress display of %s failed", self.url)
 
-    def __await__(self) -> Generator[Any, None, DownloadResult]:
-        fut = self._future
-        if isinstance(fut, concurrent.futures.Future):
-            return asyncio.wrap_future(fut).__await__()
-        return fut.__await__()
-
-    def cancel(self) -> bool:
-        """Stop the download; its ``.part`` stays, so starting it again resumes.
-
-        Safe from any thread. Returns False when it had already finished.
-        """
-        fut = self._future
-        if fut.done():
-            return False
-        if not _in_loop_thread(self._loop) and self._loop.is_running():
-            # Cancel from the loop's own thread, so the task's callbacks (bar, row) run there.
-            self._loop.call_soon_threadsafe(fut.cancel)
-            return True
-        return fut.cancel()
-
-    def done(self) -> bool:
-        """True once finished, failed or cancelled."""
-        return self._future.done()
-
-    def cancelled(self) -> bool:
-        return self._future.cancelled()
-
-    def result(self) -> DownloadResult:
-        """The result once done; raises the download's error if it failed."""
-        if not self._future.done():
-            raise asyncio.InvalidStateError("The download is still running: `await task` to wait for it.")
-        return self._future.result()
-
-    def exception(self) -> BaseException | None:
-        if not self._future.done():
-            raise asyncio.InvalidStateError("The download is still running.")
-        return self._future.exception()
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        """The event loop the download runs on."""
-        return self._loop
-
     @property
     def progress(self) -> ProgressEvent | None:
         """The latest progress event (None before the server answered)."""
         return self._recorder.last
-
-    @property
-    def state(self) -> State:
-        """"running", "done", "failed" or "cancelled"."""
-        fut = self._future
-        if not fut.done():
-            return "running"
-        if fut.cancelled():
-            return "cancelled"
-        return "failed" if fut.exception() is not None else "done"
 
     def __repr__(self) -> str:
         ev = self.progress
@@ -684,13 +632,6 @@ class DownloadTask:
         pct = f" ({100 * ev.done / ev.total:.0f}%)" if ev.total else ""
         rate = f", {human_rate(ev.speed)}" if state == "running" and ev.speed else ""
         return f"<DownloadTask {name}: {state}, {human_bytes(ev.done)} of {human_bytes(ev.total)}{pct}{rate}>"
-
-
-def _in_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
-    try:
-        return asyncio.get_running_loop() is loop
-    except RuntimeError:
-        return False
 
 
 def start(url: str, dest: PathLike | None = None, **options: Unpack[DownloadOptions]) -> DownloadTask:

@@ -32,13 +32,14 @@ from ipywidgets.widgets.widget_string import HTMLStyle  # not exported by the pa
 
 from .._errors import DestinationError
 from .._fmt import human_bytes
+from .._handle import in_loop_thread
 from .._outcomes import ItemOutcome
 from .._read import reading
 from .._result import DownloadResult
 from .._sniff import SNIFF_BYTES, format_from_name, sniff
 from .._videoinfo import VideoInfo
 from ._player import Player, Shown
-from ._pool import background_loop, in_loop_thread
+from ._pool import background_loop
 from ._posters import Poster, PosterQueue, describe, poster_width
 from ._preview import Look
 

@@ -26,12 +26,13 @@ import ipywidgets as w
 
 from .._errors import VidnbError
 from .._fmt import human_bytes, human_duration, human_rate
+from .._handle import in_loop_thread
 from .._options import MAX_CONNECTIONS, Connections, Options, check_connections, make_options
 from .._progress import ProgressEvent
 from .._result import DownloadResult
 from .._urls import choose_filename, validate_url
 from ._player import Player, Shown
-from ._pool import CONCURRENCY, Pool, RowTask, background_loop, in_loop_thread
+from ._pool import CONCURRENCY, Pool, RowTask, background_loop
 from ._posters import Poster, PosterQueue
 
 if TYPE_CHECKING:

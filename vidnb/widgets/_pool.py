@@ -15,15 +15,16 @@ import asyncio
 import concurrent.futures
 import threading
 from collections import deque
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiohttp
 
 from .._engine import PathLike, download_with
+from .._handle import DownloadHandle, in_loop_thread
 from .._http import new_session, ssl_context
 from .._options import MAX_CONNECTIONS, Options
-from .._progress import ProgressEvent, State
+from .._progress import ProgressEvent
 from .._result import DownloadResult
 
 __all__ = ["CONCURRENCY", "Pool", "RowTask", "background_loop"]
@@ -127,7 +128,7 @@ class Pool:
         await asyncio.shield(session.close())
 
 
-class RowTask:
+class RowTask(DownloadHandle):
     """A row's download on its pool's loop: await it for the :class:`~vidnb.DownloadResult`.
 
     Made on the loop's thread, it is an asyncio task; made on another thread (a panel used
@@ -169,69 +170,10 @@ class RowTask:
         # has stored it anywhere.
         self._future.add_done_callback(lambda _: on_done(self))
 
-    def __await__(self) -> Generator[Any, None, DownloadResult]:
-        fut = self._future
-        if isinstance(fut, concurrent.futures.Future):
-            return asyncio.wrap_future(fut).__await__()
-        return fut.__await__()
-
-    def cancel(self) -> bool:
-        """Stop the download (or drop it from the queue); its ``.part`` stays for resuming.
-
-        Safe from any thread. Returns False when it had already ended.
-        """
-        fut = self._future
-        if fut.done():
-            return False
-        if self._loop.is_running() and not in_loop_thread(self._loop):
-            # Cancelled on the loop's own thread, so the row is painted there.
-            self._loop.call_soon_threadsafe(fut.cancel)
-            return True
-        return fut.cancel()
-
-    def done(self) -> bool:
-        """True once the download ended (done, failed or cancelled)."""
-        return self._future.done()
-
-    def result(self) -> DownloadResult:
-        """The result once done; raises the download's error if it failed."""
-        if not self._future.done():
-            raise asyncio.InvalidStateError("The download has not ended: `await row.task` to wait for it.")
-        return self._future.result()
-
-    def exception(self) -> BaseException | None:
-        """The download's error once it ended (None when it succeeded)."""
-        if not self._future.done():
-            raise asyncio.InvalidStateError("The download has not ended.")
-        return self._future.exception()
-
-    @property
-    def loop(self) -> asyncio.AbstractEventLoop:
-        """The event loop the download runs on."""
-        return self._loop
-
     @property
     def progress(self) -> ProgressEvent | None:
         """The latest progress event (None until the server answered)."""
         return self._progress()
-
-    @property
-    def state(self) -> State:
-        """"running" (queued or downloading), then "done", "failed" or "cancelled"."""
-        fut = self._future
-        if not fut.done():
-            return "running"
-        if fut.cancelled():
-            return "cancelled"
-        return "failed" if fut.exception() is not None else "done"
-
-
-def in_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
-    """Whether ``loop`` is the loop running in this thread."""
-    try:
-        return asyncio.get_running_loop() is loop
-    except RuntimeError:
-        return False
 
 
 _background: asyncio.AbstractEventLoop | None = None
