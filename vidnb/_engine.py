@@ -192,7 +192,6 @@ async def _into_folder(
 ) -> DownloadResult | HandOff:
     """A download whose file is named by the server: the first answer names it, then the lifecycle runs."""
     shown = redact_url(url)
-    log.info("downloading %s -> %s/", shown, folder)
     retries = Retries(opts.retry)
     failures = 0
     while True:

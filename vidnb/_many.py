@@ -14,12 +14,12 @@ import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from ._batch import run_locally
-from ._options import Connections, DownloadOptions, Retry, make_options
+from ._options import BatchOptions, DownloadOptions, make_options
 from ._outcomes import BatchResult, ItemOutcome, OnItem
 from ._plan import Item, Names, PathLike, plan_jobs
 from ._progress import ProgressOption
@@ -29,27 +29,6 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
 __all__ = ["BatchOptions", "download_many", "download_many_sync"]
-
-
-class BatchOptions(TypedDict, total=False):
-    """The options of :func:`vidnb.download` that apply to every item of a batch.
-
-    :class:`~vidnb.DownloadOptions` without ``progress`` and ``session`` (parameters of
-    ``download_many`` itself) and ``sha256`` (each item has its own).
-    """
-
-    overwrite: bool
-    resume: bool
-    retries: int | Retry
-    timeout: float | aiohttp.ClientTimeout | None
-    chunk_size: int | None
-    headers: Mapping[str, str] | None
-    max_bytes: int | None
-    require_video: bool
-    connections: Connections
-    variant: str | int
-    live_duration: float | None
-    remux: bool
 
 
 async def download_many(

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Retry",
     "DownloadOptions",
+    "BatchOptions",
     "Options",
     "Connections",
     "make_options",
@@ -90,11 +91,10 @@ class Retry:
         return random.uniform(cap / 2, cap)
 
 
-class DownloadOptions(TypedDict, total=False):
-    """The keyword arguments of :func:`vidnb.download`, for ``**kwargs: Unpack[DownloadOptions]``.
-
-    See :func:`vidnb.download` for what each one does.
-    """
+class BatchOptions(TypedDict, total=False):
+    """The options of :func:`vidnb.download` that apply to every item of a batch alike: all of
+    :class:`DownloadOptions` but ``progress`` and ``session`` (parameters of ``download_many``
+    itself) and ``sha256`` (each item has its own)."""
 
     overwrite: bool
     resume: bool
@@ -102,15 +102,23 @@ class DownloadOptions(TypedDict, total=False):
     timeout: float | aiohttp.ClientTimeout | None
     chunk_size: int | None
     headers: Mapping[str, str] | None
-    sha256: str | None
     max_bytes: int | None
     require_video: bool
-    progress: ProgressOption
-    session: aiohttp.ClientSession | None
     connections: Connections
     variant: str | int
     live_duration: float | None
     remux: bool
+
+
+class DownloadOptions(BatchOptions, total=False):
+    """The keyword arguments of :func:`vidnb.download`, for ``**kwargs: Unpack[DownloadOptions]``.
+
+    See :func:`vidnb.download` for what each one does.
+    """
+
+    sha256: str | None
+    progress: ProgressOption
+    session: aiohttp.ClientSession | None
 
 
 @dataclass(frozen=True)
@@ -150,7 +158,7 @@ def make_options(**kwargs: Unpack[DownloadOptions]) -> Options:
     >>> make_options(retries=2, connections="auto").retry.total
     2
     """
-    known = DownloadOptions.__annotations__
+    known = DownloadOptions.__annotations__  # the inherited BatchOptions keys included
     unknown = sorted(set(kwargs) - set(known))
     if unknown:
         raise TypeError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
