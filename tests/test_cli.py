@@ -12,7 +12,7 @@ from helpers import Route, make_video, resume_from, serve_route, sha, spawn_pyth
 from helpers import run_cli as vidnb
 
 from vidnb import __version__, _files
-from vidnb._cli import parse_size
+from vidnb._fmt import parse_size
 
 _ids = itertools.count()
 

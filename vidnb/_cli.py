@@ -28,6 +28,7 @@ from typing import Any, NoReturn
 
 from . import __version__
 from ._errors import VidnbError
+from ._fmt import parse_size
 from ._runner import Stopped, left_running
 
 log = logging.getLogger("vidnb")
@@ -63,7 +64,7 @@ examples:
   vidnb get https://example.com/clip.mp4 -o clip.mp4
   vidnb get -i videos.csv -o videos/ -j 16 --retries 8
   vidnb get URL -x 8                     one file over 8 connections (byte ranges)
-  vidnb get URL/master.m3u8 --variant 720p -o talk.ts
+  vidnb get URL/master.m3u8 --quality 720p -o talk.ts
   vidnb get URL -H "Authorization: Bearer TOKEN" --timeout 120
 """
 
@@ -106,32 +107,6 @@ def _cli_words(text: str) -> str:
 
 
 # --------------------------------------------------------------------------- argument types
-
-
-_SIZE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(?:([kmgtp])(i?)b?|b)?", re.I)
-_POWERS = {"k": 1, "m": 2, "g": 3, "t": 4, "p": 5}
-
-
-def parse_size(text: str) -> int:
-    """``"500M"`` -> 524288000: bytes from a size with an optional unit.
-
-    K, M, G, T with or without "iB" are binary (``2G`` == ``2GiB`` == 2 * 1024**3); KB, MB,
-    GB, TB are decimal; a bare number is bytes.
-
-    Examples
-    --------
-    >>> parse_size("1.5GiB"), parse_size("700MB"), parse_size("1024")
-    (1610612736, 700000000, 1024)
-    """
-    m = _SIZE.fullmatch(text.strip())
-    if not m:
-        raise ValueError(f"{text!r} is not a size; use e.g. 500M, 2G, 1.5GiB, 700MB or a number of bytes")
-    number, unit, binary = float(m.group(1)), (m.group(2) or "").lower(), m.group(3)
-    decimal = bool(unit) and not binary and text.strip().lower().endswith("b")
-    size = int(number * ((1000 if decimal else 1024) ** _POWERS[unit] if unit else 1))
-    if size <= 0:
-        raise ValueError(f"{text!r}: the size must be more than 0 bytes")
-    return size
 
 
 def _size_arg(text: str) -> int:
@@ -286,9 +261,14 @@ def _add_get(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
     get.add_argument("--no-remux", action="store_true",
                      help="keep an HLS stream exactly as served (a .ts, and its audio in a file of its own) "
                      "instead of one MP4")
-    get.add_argument("--variant", type=_variant_arg, metavar="CHOICE",
-                     help="which stream of an HLS master playlist: best (default), worst, a maximum height "
-                     "(720, 720p) or a maximum bandwidth (800k, 2.5M)")
+    # --variant was the first name; it stays so existing scripts keep working.
+    get.add_argument("--quality", "--variant", dest="quality", type=_variant_arg, metavar="CHOICE",
+                     help="which stream of an HLS master playlist or format of a web page: best (default), "
+                     "worst, a maximum height (720, 720p) or a maximum bandwidth (800k, 2.5M)")
+    get.add_argument("--format", dest="format", metavar="SELECTOR",
+                     help="for web pages: a yt-dlp format selector, e.g. 'bv*[height<=480]+ba/b'")
+    get.add_argument("--item", type=int, metavar="N",
+                     help="for a web page showing several videos: download the N-th (1 for the first)")
     _add_request_options(get)
     get.add_argument("--names", choices=("url", "server"), default="url",
                      help="name files without a given filename from the URL (default) or as the server says")
@@ -450,8 +430,11 @@ def _download_options(args: argparse.Namespace) -> dict[str, Any]:
     # Left out when not given, so the engine's own defaults apply (one place defines them).
     if args.connections is not None:
         options["connections"] = args.connections
-    if args.variant is not None:
-        options["variant"] = args.variant
+    if args.quality is not None:
+        options["quality"] = args.quality
+    for name in ("format", "item"):
+        if getattr(args, name, None) is not None:
+            options[name] = getattr(args, name)
     return options
 
 

@@ -14,7 +14,7 @@ import stat
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 import aiohttp
 
@@ -62,9 +62,15 @@ async def download(
     progress: ProgressOption = "auto",
     session: aiohttp.ClientSession | None = None,
     connections: Connections = 1,
-    variant: str | int = "best",
+    quality: str | int | None = None,
+    variant: str | int | None = None,
+    format: str | None = None,
+    item: int | None = None,
     live_duration: float | None = None,
     remux: bool = True,
+    max_rate: int | str | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    tmp_dir: PathLike | None = None,
 ) -> DownloadResult:
     """Download one video to disk, safely.
 
@@ -113,9 +119,16 @@ async def download(
         on a fast link one stream is as fast. ``"auto"`` starts with one connection and
         adds more (up to 16) only while each one is slower than 64 MiB/s and they keep
         their speed as more open.
-    variant : "best", "worst" or int
-        For HLS master playlists: which stream to fetch ("best" bandwidth, "worst", or
-        the highest stream not taller than this many pixels).
+    quality : "best", "worst", int or str, optional
+        Which stream of an HLS master playlist, or which format of a web page: "best"
+        (the default), "worst", the tallest not above a height (``720`` or ``"720p"``), or
+        the highest bandwidth not above a rate (``"2.5M"``). ``variant=`` is its older name.
+    format : str, optional
+        For web pages: a yt-dlp format selector (``"bv*[height<=480]+ba/b"``), instead of
+        ``quality``.
+    item : int, optional
+        For a web page showing several videos: which one, 1 for the first (the error raised
+        without it lists them). ``download_many(page_url, ...)`` takes them all.
     live_duration : float, optional
         For live HLS playlists: record this many seconds (live streams are refused otherwise).
     remux : bool
@@ -123,6 +136,15 @@ async def download(
         MPEG-TS segments, or with a separate audio rendition, becomes one MP4 (no
         re-encoding). False keeps the bytes exactly as served (a ``.ts``, and the audio in a
         file of its own, ``result.audio``).
+    max_rate : int or str, optional
+        Most bytes per second, all connections of this download together: a number or a
+        size per second (``"5M"``), as curl's ``--limit-rate``.
+    storage_options : mapping, optional
+        For a destination on object storage (``"s3://bucket/videos/"``): passed to fsspec
+        (endpoint, credentials).
+    tmp_dir : str or Path, optional
+        For a destination on object storage: the local folder the ``.part`` is written to
+        before the upload (default: the system's temp folder).
 
     Returns
     -------
@@ -146,9 +168,15 @@ async def download(
         require_video=require_video,
         progress=progress,
         connections=connections,
+        quality=quality,
         variant=variant,
+        format=format,
+        item=item,
         live_duration=live_duration,
         remux=remux,
+        max_rate=max_rate,
+        storage_options=storage_options,
+        tmp_dir=tmp_dir,
     )
     return await download_with(url, dest, opts, session)
 

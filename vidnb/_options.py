@@ -9,15 +9,17 @@ before any request is made; everything below the front doors takes that object.
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Literal, TypedDict, Union
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Union
 
 import aiohttp
 
+from ._fmt import parse_size
 from ._progress import ProgressOption
 from ._variant import VariantChoice, parse_variant
 
@@ -33,6 +35,7 @@ __all__ = [
     "make_options",
     "check_sha256",
     "check_connections",
+    "check_rate",
     "most_connections",
     "client_timeout",
     "CONNECT_TIMEOUT",
@@ -105,9 +108,15 @@ class BatchOptions(TypedDict, total=False):
     max_bytes: int | None
     require_video: bool
     connections: Connections
-    variant: str | int
+    quality: str | int | None
+    variant: str | int | None
+    format: str | None
+    item: int | None
     live_duration: float | None
     remux: bool
+    max_rate: int | str | None
+    storage_options: Mapping[str, Any] | None
+    tmp_dir: str | os.PathLike[str] | None
 
 
 class DownloadOptions(BatchOptions, total=False):
@@ -136,9 +145,26 @@ class Options:
     require_video: bool = True
     progress: ProgressOption = "auto"
     connections: Connections = 1
-    variant: VariantChoice = field(default_factory=lambda: VariantChoice("best"))
+    #: ``quality=`` (``variant=`` is its older name): the stream of an HLS master or the
+    #: format of a page.
+    quality: VariantChoice = field(default_factory=lambda: VariantChoice("best"))
+    #: A yt-dlp format selector for pages (``"bv*+ba/b"``), overriding ``quality``.
+    format: str | None = None
+    #: For a page with several videos: which one (1-based, as listed in the error).
+    item: int | None = None
     live_duration: float | None = None
     remux: bool = True
+    #: Bytes per second for the whole download (all its connections together).
+    max_rate: int | None = None
+    #: Passed to fsspec for a remote destination (``s3://...``).
+    storage_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    #: Where a remote destination's local ``.part`` files go (default: the system's temp folder).
+    tmp_dir: str | None = None
+
+    @property
+    def variant(self) -> VariantChoice:
+        """The older name of :attr:`quality`."""
+        return self.quality
 
     def with_connections(self, connections: Connections) -> Options:
         return replace(self, connections=connections)
@@ -184,10 +210,65 @@ def make_options(**kwargs: Unpack[DownloadOptions]) -> Options:
         require_video=bool(kwargs.get("require_video", True)),
         progress=kwargs.get("progress", "auto"),
         connections=check_connections(kwargs.get("connections", 1)),
-        variant=parse_variant(kwargs.get("variant", "best")),
+        quality=_quality(kwargs),
+        format=_text_option("format", kwargs.get("format")),
+        item=_item(kwargs.get("item")),
         live_duration=float(live) if live is not None else None,
         remux=bool(kwargs.get("remux", True)),
+        max_rate=check_rate(kwargs.get("max_rate")),
+        storage_options=MappingProxyType(dict(kwargs.get("storage_options") or {})),
+        tmp_dir=os.fspath(tmp) if (tmp := kwargs.get("tmp_dir")) is not None else None,
     )
+
+
+def _quality(kwargs: DownloadOptions) -> VariantChoice:
+    """``quality=``, or ``variant=`` (its older name); both given must agree."""
+    quality, variant = kwargs.get("quality"), kwargs.get("variant")
+    if quality is not None and variant is not None and parse_variant(quality) != parse_variant(variant):
+        raise ValueError(f"quality={quality!r} and variant={variant!r} disagree; variant is the older name "
+                         "of quality, give only quality")
+    chosen = quality if quality is not None else variant if variant is not None else "best"
+    try:
+        return parse_variant(chosen)
+    except ValueError as exc:
+        # Name the option the caller used.
+        raise ValueError(str(exc).replace("variant=", "quality=" if quality is not None else "variant=", 1)) from None
+
+
+def _text_option(name: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, not {value!r}")
+    return value.strip()
+
+
+def _item(item: object) -> int | None:
+    if item is None:
+        return None
+    if isinstance(item, bool) or not isinstance(item, int) or item < 1:
+        raise ValueError(f"item must be the number of one video on the page (1 for the first), not {item!r}")
+    return item
+
+
+def check_rate(rate: object) -> int | None:
+    """``max_rate=``: bytes per second as a number, or a size word per second ("5M" is 5 MiB/s).
+
+    >>> check_rate("2M"), check_rate(1000), check_rate(None)
+    (2097152, 1000, None)
+    """
+    if rate is None:
+        return None
+    if isinstance(rate, str):
+        try:
+            return parse_size(rate.removesuffix("/s"))
+        except ValueError:
+            raise ValueError(f"max_rate={rate!r} is not a rate; use bytes per second (1000000) or a size "
+                             "per second such as '5M' or '500K'") from None
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate <= 0:
+        raise ValueError(f"max_rate must be a positive number of bytes per second or a size such as '5M', "
+                         f"not {rate!r}")
+    return max(1, int(rate))
 
 
 def client_timeout(timeout: float | aiohttp.ClientTimeout | None) -> aiohttp.ClientTimeout:
