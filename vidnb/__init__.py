@@ -4,44 +4,71 @@
 >>> result = await vidnb.download("https://example.com/clip.mp4", "videos/")  # doctest: +SKIP
 >>> vidnb.preview(result)                                                    # doctest: +SKIP
 
-Widgets, IPython and tqdm are imported only when a notebook feature is first used.
+Each name is imported on first use: ``import vidnb`` itself loads neither the engine (nor
+aiohttp) nor widgets, IPython or tqdm.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._engine import download, save_video_from_url
-from ._errors import (
-    ChecksumError,
-    DestinationError,
-    HTTPStatusError,
-    IncompleteDownloadError,
-    InvalidURLError,
-    LiveStreamError,
-    MissingDependencyError,
-    NetworkError,
-    NotAVideoError,
-    TooLargeError,
-    UnsupportedEncryptionError,
-    VidnbError,
-)
-from ._many import download_many, download_many_sync
-from ._options import DownloadOptions, Retry
-from ._outcomes import BatchError, BatchResult, ItemOutcome
-from ._plan import read_manifest
-from ._progress import ProgressEvent, ProgressReporter
-from ._read import get_video_data, read_video
-from ._result import DownloadResult
-from ._runner import DownloadTask, download_sync, running_tasks, start
-from ._videoinfo import VideoInfo
+# For type checkers and readers: the public names and where they live. At run time each is
+# imported on first use (see _LAZY), so `import vidnb` and `vidnb --version` load no engine,
+# aiohttp (about 0.3 s) included. tests/test_structure.py checks that the two lists agree.
+if TYPE_CHECKING:
+    from ._engine import download, save_video_from_url
+    from ._errors import (
+        ChecksumError,
+        DestinationError,
+        HTTPStatusError,
+        IncompleteDownloadError,
+        InvalidURLError,
+        LiveStreamError,
+        MissingDependencyError,
+        NetworkError,
+        NotAVideoError,
+        PageEntry,
+        SeveralVideosError,
+        TooLargeError,
+        UnsupportedEncryptionError,
+        VidnbError,
+    )
+    from ._many import download_many, download_many_sync
+    from ._options import DownloadOptions, Retry
+    from ._outcomes import BatchError, BatchResult, ItemOutcome
+    from ._plan import read_manifest
+    from ._progress import ProgressEvent, ProgressReporter
+    from ._read import get_video_data, read_video
+    from ._result import DownloadResult
+    from ._runner import DownloadTask, download_sync, running_tasks, start
+    from ._videoinfo import VideoInfo
 
 __version__ = "0.1.0"
+
+#: The public names of :data:`__all__` by module, imported on first use (see the imports above).
+_PUBLIC = {
+    "vidnb._engine": ("download", "save_video_from_url"),
+    "vidnb._errors": (
+        "ChecksumError", "DestinationError", "HTTPStatusError", "IncompleteDownloadError", "InvalidURLError",
+        "LiveStreamError", "MissingDependencyError", "NetworkError", "NotAVideoError", "PageEntry",
+        "SeveralVideosError", "TooLargeError", "UnsupportedEncryptionError", "VidnbError",
+    ),
+    "vidnb._many": ("download_many", "download_many_sync"),
+    "vidnb._options": ("DownloadOptions", "Retry"),
+    "vidnb._outcomes": ("BatchError", "BatchResult", "ItemOutcome"),
+    "vidnb._plan": ("read_manifest",),
+    "vidnb._progress": ("ProgressEvent", "ProgressReporter"),
+    "vidnb._read": ("get_video_data", "read_video"),
+    "vidnb._result": ("DownloadResult",),
+    "vidnb._runner": ("DownloadTask", "download_sync", "running_tasks", "start"),
+    "vidnb._videoinfo": ("VideoInfo",),
+}
 
 # Loaded on first use: the widgets import ipywidgets and IPython, the demo aiohttp's server.
 # A name equal to its module's last part is that module (``vidnb.widgets``, ``vidnb.demo``).
 _LAZY = {
+    **{name: module for module, names in _PUBLIC.items() for name in names},
     "DownloadPanel": "vidnb.widgets",
     "preview": "vidnb.widgets",
     "gallery": "vidnb.widgets",
@@ -80,6 +107,8 @@ __all__ = [
     "IncompleteDownloadError",
     "ChecksumError",
     "NotAVideoError",
+    "SeveralVideosError",
+    "PageEntry",
     "UnsupportedEncryptionError",
     "LiveStreamError",
     "TooLargeError",

@@ -21,10 +21,13 @@ import aiohttp
 
 from ._headers import MAX_REDIRECTS, content_range, raise_for_status
 from ._options import client_timeout
+from ._rate import RateLimiter
 from ._sniff import SNIFF_BYTES
 from ._urls import redact_url
 
-__all__ = ["new_session", "ssl_context", "get", "read_head", "read_exactly", "continues", "RangeAnswer", "drop"]
+__all__ = [
+    "new_session", "ssl_context", "get", "body", "read_head", "read_exactly", "continues", "RangeAnswer", "drop",
+]
 
 
 def new_session(connector: aiohttp.BaseConnector | None = None) -> aiohttp.ClientSession:
@@ -94,31 +97,54 @@ async def get(
     async with session.get(
         url, headers=sent, timeout=timeout, max_redirects=MAX_REDIRECTS, auto_decompress=False
     ) as resp:
-        if check_status:
+        if check_status and resp.status >= 400:  # redacting costs a URL parse: only for the message
             raise_for_status(resp, redact_url(str(resp.url)))
         yield resp
 
 
-async def read_head(resp: aiohttp.ClientResponse) -> bytes:
-    """The first :data:`~vidnb._sniff.SNIFF_BYTES` or so of a body (more when a chunk overshoots)."""
+def body(
+    resp: aiohttp.ClientResponse, rate: RateLimiter | None = None, chunk_size: int | None = None
+) -> AsyncIterator[bytes]:
+    """The chunks of a body as they arrive (at most ``chunk_size`` each), paced by ``rate``.
+
+    Every fetcher reads its bodies here, so ``max_rate=`` (``rate``: the options' limiter)
+    holds for all of them. Without a limit this is aiohttp's own iterator, at no cost.
+
+    >>> # async for chunk in body(resp, opts.limiter): ...
+    """
+    chunks = resp.content.iter_chunked(chunk_size) if chunk_size else resp.content.iter_any()
+    return chunks if rate is None else rate.paced(chunks)
+
+
+async def read_head(resp: aiohttp.ClientResponse, rate: RateLimiter | None = None) -> bytes:
+    """The first :data:`~vidnb._sniff.SNIFF_BYTES` or so of a body (more when a chunk overshoots).
+
+    With ``rate``, the bytes are paid for after they are read (later reads wait for them).
+    """
     buf = bytearray()
     while len(buf) < SNIFF_BYTES:
         chunk = await resp.content.readany()
         if not chunk:
             break
         buf += chunk
+    if rate is not None and buf:
+        await rate.take(len(buf))
     return bytes(buf)
 
 
-async def read_exactly(resp: aiohttp.ClientResponse, n: int, head: bytes = b"") -> tuple[bytes, bytes] | None:
+async def read_exactly(
+    resp: aiohttp.ClientResponse, n: int, head: bytes = b"", rate: RateLimiter | None = None
+) -> tuple[bytes, bytes] | None:
     """The first ``n`` bytes of a body (``head``: what was already read of it) and what came
-    with them past ``n``; None when the body ends first."""
+    with them past ``n``; None when the body ends first. ``rate`` as for :func:`read_head`."""
     got = bytearray(head)
     while len(got) < n:
         chunk = await resp.content.readany()
         if not chunk:
             return None
         got += chunk
+    if rate is not None and len(got) > len(head):
+        await rate.take(len(got) - len(head))
     return bytes(got[:n]), bytes(got[n:])
 
 

@@ -21,6 +21,7 @@ import aiohttp
 
 from ._fmt import parse_size
 from ._progress import ProgressOption
+from ._rate import RateLimiter
 from ._variant import VariantChoice, parse_variant
 
 if TYPE_CHECKING:
@@ -156,10 +157,24 @@ class Options:
     remux: bool = True
     #: Bytes per second for the whole download (all its connections together).
     max_rate: int | None = None
+    #: What paces ``max_rate``: made with the options, so everything that runs with them (all
+    #: connections of one download, every item of a batch, every row of a panel) shares the
+    #: limit. Not an option of its own; None without ``max_rate``.
+    limiter: RateLimiter | None = field(default=None, compare=False, repr=False)
     #: Passed to fsspec for a remote destination (``s3://...``).
     storage_options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     #: Where a remote destination's local ``.part`` files go (default: the system's temp folder).
     tmp_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        # A limiter for the rate asked (kept through replace() while the rate is the same).
+        if self.max_rate is None:
+            limiter = None
+        elif self.limiter is None or self.limiter.rate != self.max_rate:
+            limiter = RateLimiter(self.max_rate)
+        else:
+            limiter = self.limiter
+        object.__setattr__(self, "limiter", limiter)
 
     @property
     def variant(self) -> VariantChoice:
