@@ -12,7 +12,7 @@ import json
 import re
 
 import pytest
-from helpers import leftovers, make_video, sha
+from helpers import Concurrency, Route, leftovers, make_video, serve_route, sha
 
 import vidnb
 from vidnb import _files, _options
@@ -225,6 +225,49 @@ async def test_auto_adds_connections_when_each_one_is_capped(serve, dest):
     result = await vidnb.download(url, dest, connections="auto", progress=False)
     assert dest.read_bytes() == data and result.attempts == 1
     assert len(ranges(route.requests)) >= 3
+
+
+async def test_auto_keeps_one_connection_to_a_server_that_refuses_a_second(server, dest):
+    """A capped connection makes "auto" try one more; a server that allows one connection per
+    client refuses it, and the download goes on over the one it has (no error, no more tries)."""
+    from aiohttp import web
+
+    data = make_video(6 * 1024 * 1024)
+    gauge = Concurrency()
+    route = Route(data, rate=4 * 1024 * 1024, concurrency=gauge)
+    refused: list[str | None] = []
+
+    async def one_per_client(request: web.Request) -> web.StreamResponse:
+        if gauge.now:
+            refused.append(request.headers.get("Range"))
+            return web.Response(status=503, text="one connection per client", headers={"Retry-After": "0"})
+        return await serve_route(request, route)
+
+    old = server.fallback
+    server.fallback = lambda request: one_per_client(request) if request.path == "/onepc/x.mp4" else old(request)
+    try:
+        result = await vidnb.download(server.url("/onepc/x.mp4"), dest, connections="auto", progress=False)
+    finally:
+        server.fallback = old
+    assert dest.read_bytes() == data and result.attempts == 1
+    # Refused once, and never two requests answered at once (the pool may send later requests
+    # over the refused connection, one at a time).
+    assert len(refused) == 1 and gauge.peak == 1
+    # Every byte was asked for once, over the one connection that was answered.
+    assert bytes_asked(route.requests, len(data)) == len(data)
+
+
+async def test_auto_opens_a_second_connection_before_the_rest(serve, dest):
+    data = make_video(8 * 1024 * 1024)
+    gauge = Concurrency()
+    url, route = serve(data, rate=4 * 1024 * 1024, concurrency=gauge)
+    await vidnb.download(url, dest, connections="auto", progress=False)
+    assert dest.read_bytes() == data and gauge.peak > 2
+    # The probe (still arriving), then the one connection added first: a short request that only
+    # has to be answered before the others start.
+    (probe, _), (a, b) = ranges(route.requests)[:2]
+    assert probe == 0 and b is not None and b - a + 1 <= 512 * 1024
+    assert bytes_asked(route.requests, len(data)) == len(data)
 
 
 def test_a_batch_pool_holds_what_its_downloads_may_open():

@@ -35,7 +35,8 @@ Failures
     ``AUTO_TARGET_RATE`` if each new one is as fast as the current ones (at least double,
     at most ``AUTO_MAX``); after each step the rate per connection must stay at least
     ``AUTO_FLAT`` of what it was, or nothing more is added (the cap is then on the whole
-    link). Nothing is added when less than ``AUTO_MIN_LEFT_S`` of work is left.
+    link). Nothing is added when less than ``AUTO_MIN_LEFT_S`` of work is left, nor once the
+    download runs at ``AUTO_NEAR_LIMIT`` of its ``max_rate=``.
 """
 
 from __future__ import annotations
@@ -65,8 +66,15 @@ log = logging.getLogger("vidnb")
 #: Seconds between record updates while pieces run.
 SAVE_EVERY = 1.0
 #: Each window costs the connections not yet opened: 0.1 s put "auto" 1.23-1.31x behind the
-#: best fixed count on a 200 MiB throttled file; 0.05 s measured 0.99-1.13x.
+#: best fixed count on a 200 MiB throttled file; 0.05 s measured 0.99-1.13x. The window slides
+#: by AUTO_TICK (nginx's ``limit_rate`` sends a 2.3 MiB burst within 10 ms, then nothing for
+#: 100 ms). 0.02 s was faster still but moved an unthrottled 512 MiB stream on a busy 2-core
+#: machine to 16 connections in 3 runs of 10 (0.05 s: none in 10).
 AUTO_WINDOW = 0.05
+AUTO_TICK = 0.01
+#: A tick this late means the event loop was held up (the bytes of that time were not read
+#: either): the measure starts again.
+AUTO_STALL = 0.03
 FAST_CONNECTION = 64 * 1024 * 1024
 #: High on purpose: a short first window over-reads a server's initial burst, and a lower
 #: target then stopped short of the count the throttle needs.
@@ -75,6 +83,11 @@ AUTO_FLAT = 0.6
 AUTO_MIN_LEFT_S = 0.3
 #: The first request window of a piece under ``"auto"`` (see RangesFetcher._request_end).
 AUTO_REQUEST = 4 << 20
+#: Near the end a request under ``"auto"`` asks for at most 1/END_GAME_SHARES of an even
+#: share of the bytes not yet asked for (see RangesFetcher._end_game_window).
+END_GAME_SHARES = 2
+#: Under ``max_rate=``, no connection is added once the rate is this share of the limit.
+AUTO_NEAR_LIMIT = 0.9
 
 
 @dataclass(frozen=True)
@@ -159,6 +172,12 @@ class RangesFetcher:
         #: disk, for pieces resumed from an earlier run that have not been checked yet.
         self._checks: dict[int, int] = {} if fresh else _overlaps(segments)
         self.workers: set[asyncio.Task[None]] = set()
+        #: ``"auto"``: a connection it added was refused; it adds no more.
+        self.refused = False
+        #: ``"auto"``: the piece of the one connection added first (its first request is short),
+        #: and set once that connection has its first bytes or has failed.
+        self.scout: Segment | None = None
+        self.scouted = asyncio.Event()
         self._outcome: asyncio.Future[None] | None = None
         self._writer: PartWriter | None = None
 
@@ -248,8 +267,10 @@ class RangesFetcher:
 
     # ------------------------------------------------------------------ workers
 
-    def _spawn(self, seg: Segment, resp: aiohttp.ClientResponse | None = None, head: bytes = b"") -> None:
-        task = asyncio.ensure_future(self._worker(seg, resp, head))
+    def _spawn(
+        self, seg: Segment, resp: aiohttp.ClientResponse | None = None, head: bytes = b"", *, extra: bool = False
+    ) -> None:
+        task = asyncio.ensure_future(self._worker(seg, resp, head, extra))
         self.workers.add(task)
         task.add_done_callback(self._worker_done)
 
@@ -264,51 +285,39 @@ class RangesFetcher:
         elif not self.workers:
             outcome.set_result(None)
 
-    def add_worker(self) -> bool:
-        """Start a worker on a free piece (or half of the largest one); False when none is worth it."""
+    def add_worker(self, *, extra: bool = False) -> bool:
+        """Start a worker on a free piece (or half of the largest one); False when none is worth it.
+        An ``extra`` one (``"auto"`` added it) that is refused leaves its piece to the others."""
+        return self._add(extra=extra) is not None
+
+    def _add(self, *, extra: bool) -> Segment | None:
         seg = self._next_segment()
-        if seg is None:
-            return False
-        self._spawn(seg)
-        return True
+        if seg is not None:
+            self._spawn(seg, extra=extra)
+        return seg
 
     def _next_segment(self) -> Segment | None:
         for seg in self.segments:
             if not seg.busy and seg.left > 0:
                 seg.busy = True
                 return seg
-        return self._split()
+        return _split(self.segments)
 
-    def _split(self) -> Segment | None:
-        """Cut the busy piece with most bytes left in two; return the back half, now busy."""
-        best = max((s for s in self.segments if s.busy), key=lambda s: s.end - max(s.pos, s.asked), default=None)
-        if best is None:
-            return None
-        # Only bytes no request has asked for yet are shared out: cutting below what is on
-        # its way would throw those bytes away (they were 5-27 % of a file on loopback).
-        free_from = max(best.pos, best.asked)
-        if best.end - free_from < 2 * MIN_SPLIT:
-            return None
-        mid = align(free_from + (best.end - free_from) // 2)
-        if mid < free_from or best.end - mid < MIN_SPLIT:
-            return None
-        back = Segment(mid, best.end, 0, busy=True)
-        # The front half's worker sees the new end before its next write and stops there.
-        best.end = mid
-        self.segments.insert(self.segments.index(best) + 1, back)
-        return back
-
-    async def _worker(self, seg: Segment | None, resp: aiohttp.ClientResponse | None, head: bytes) -> None:
+    async def _worker(self, seg: Segment | None, resp: aiohttp.ClientResponse | None, head: bytes, extra: bool) -> None:
         while seg is not None:
             try:
-                await self._fetch(seg, resp, head)
+                if not await self._fetch(seg, resp, head, extra):
+                    return
             finally:
                 seg.busy = False
+                if seg is self.scout:
+                    self.scouted.set()
             resp, head = None, b""
             seg = self._next_segment()
 
-    async def _fetch(self, seg: Segment, resp: aiohttp.ClientResponse | None, head: bytes) -> None:
-        """Fetch what is left of ``seg``, retrying it alone on errors that may pass."""
+    async def _fetch(self, seg: Segment, resp: aiohttp.ClientResponse | None, head: bytes, extra: bool = False) -> bool:
+        """Fetch what is left of ``seg``, retrying it alone on errors that may pass; False when an
+        ``extra`` connection failed before its first byte while others run (the piece is theirs)."""
         failures = 0
         while seg.left > 0:
             before = seg.done
@@ -332,10 +341,18 @@ class RangesFetcher:
             except (_Restart, asyncio.CancelledError):
                 raise
             except Exception as exc:
+                if extra and seg.done == before and len(self.workers) > 1:
+                    # A server that allows one connection per client (429, 503, a reset):
+                    # the connections that work carry on without this one.
+                    log.debug("auto: an added connection failed (%s); the others take its piece", exc)
+                    self.refused = True
+                    self.scouted.set()
+                    return False
                 failures = failures_after(failures, seg.done - before)
                 await self.part.retries.wait(
                     exc, failures, what=f"bytes {seg.pos}-{seg.end - 1}", url=self.shown_url, path=self.part.dest
                 )
+        return True
 
     async def _request(self, seg: Segment) -> None:
         start = seg.pos
@@ -343,7 +360,10 @@ class RangesFetcher:
         # compares it with the disk: a server that ignores If-Range, or keeps a stale ETag,
         # is caught by its bytes.
         check = self._checks.get(seg.start, 0)
-        seg.asked = end = _request_end(seg, self.auto)
+        seg.asked = end = _request_end(seg, self.auto, _end_game_window(self))
+        if seg is self.scout and not seg.done:
+            # Short: it shows the server takes a second connection; the rest is for those added next.
+            seg.asked = end = min(end, start + MIN_SPLIT)
         async with _http.get(
             self.session, self.url, self.opts.headers, self.opts.timeout,
             byte_range=(start - check, end - 1), if_range=self.state.if_range, check_status=False,
@@ -360,7 +380,7 @@ class RangesFetcher:
                 _http.drop(resp)
 
     async def _check_overlap(self, seg: Segment, resp: aiohttp.ClientResponse, check: int) -> None:
-        got = await _http.read_exactly(resp, check)
+        got = await _http.read_exactly(resp, check, rate=self.opts.limiter)
         if got is None:
             raise IncompleteDownloadError(f"{self.shown_url} ended the range before byte {seg.pos}.")
         if got[0] != await asyncio.to_thread(_files.read_at, self.part.path, seg.pos - check, check):
@@ -378,18 +398,42 @@ class RangesFetcher:
         # room must see them as taken. write() queues them before it first yields.
         seg.done += n
         self.received += n
+        if seg is self.scout:
+            self.scouted.set()
         assert self._writer is not None
         await self._writer.write(pos, data if n == len(data) else data[:n])
         self.tracker.advance(n)
 
     async def _copy(self, seg: Segment, resp: aiohttp.ClientResponse) -> None:
-        read = resp.content.readany
+        if seg.left <= 0:
+            return
         put = self._put
-        while seg.left > 0:
-            chunk = await read()
-            if not chunk:
-                return
+        async for chunk in _http.body(resp, self.opts.limiter):
             await put(seg, chunk)
+            if seg.left <= 0:
+                # The piece may have been cut short meanwhile: the rest of this body is
+                # another worker's (the caller drops the connection).
+                return
+
+
+def _split(segments: list[Segment]) -> Segment | None:
+    """Cut the busy piece with most bytes left in two; return the back half, now busy."""
+    best = max((s for s in segments if s.busy), key=lambda s: s.end - max(s.pos, s.asked), default=None)
+    if best is None:
+        return None
+    # Only bytes no request has asked for yet are shared out: cutting below what is on
+    # its way would throw those bytes away (they were 5-27 % of a file on loopback).
+    free_from = max(best.pos, best.asked)
+    if best.end - free_from < 2 * MIN_SPLIT:
+        return None
+    mid = align(free_from + (best.end - free_from) // 2)
+    if mid < free_from or best.end - mid < MIN_SPLIT:
+        return None
+    back = Segment(mid, best.end, 0, busy=True)
+    # The front half's worker sees the new end before its next write and stops there.
+    best.end = mid
+    segments.insert(segments.index(best) + 1, back)
+    return back
 
 
 def _check_answer(resp: aiohttp.ClientResponse, state: _files.PartState, start: int, shown_url: str) -> None:
@@ -409,7 +453,7 @@ def _check_answer(resp: aiohttp.ClientResponse, state: _files.PartState, start: 
         )
 
 
-def _request_end(seg: Segment, auto: bool) -> int:
+def _request_end(seg: Segment, auto: bool, most: int | None = None) -> int:
     """Where a request for ``seg`` stops. With a fixed count every piece is asked for whole
     (one request per piece, no waiting between requests). ``"auto"`` asks in windows that
     double as the piece goes on (from AUTO_REQUEST), so that the bytes it may later share
@@ -417,7 +461,20 @@ def _request_end(seg: Segment, auto: bool) -> int:
     request per window, a dozen for a GiB."""
     if not auto:
         return seg.end
-    return min(seg.end, seg.pos + max(AUTO_REQUEST, seg.pos - seg.start))
+    window = max(AUTO_REQUEST, seg.pos - seg.start)
+    if most is not None:
+        window = min(window, most)
+    return min(seg.end, seg.pos + window)
+
+
+def _end_game_window(self: RangesFetcher) -> int | None:
+    """Under ``"auto"`` with several connections, the most one request may ask for: a share of
+    what nobody has asked for yet, so that near the end the last bytes are still free to be
+    shared among the connections that run out of work (rather than all on one)."""
+    if not self.auto or len(self.workers) < 2:
+        return None
+    free = sum(s.end - max(s.pos, s.asked) for s in self.segments if s.end > max(s.pos, s.asked))
+    return max(MIN_SPLIT, align(free // (END_GAME_SHARES * len(self.workers))))
 
 
 def _overlaps(segments: list[Segment]) -> dict[int, int]:
@@ -439,14 +496,24 @@ def _overlaps(segments: list[Segment]) -> dict[int, int]:
 async def _grow(self: RangesFetcher) -> None:
     """``connections="auto"``: add connections to ``self`` while the server caps each one and they keep
     paying off (see the module docstring)."""
-    last_t, last_n = time.monotonic(), self.received
+    start = last_t = time.monotonic()
+    last_n = first_n = self.received
+    seen: list[tuple[float, int]] = [(start, last_n)]
     before: float | None = None  # rate per connection before the last step
     while True:
-        await asyncio.sleep(AUTO_WINDOW)
+        await asyncio.sleep(AUTO_TICK)
         now, n = time.monotonic(), self.received
+        if now - seen[-1][0] > AUTO_STALL:
+            seen = [(now, n)]  # this loop was held up: the bytes of that time were not read either
+            continue
+        seen.append((now, n))
+        while len(seen) > 2 and now - seen[1][0] >= AUTO_WINDOW:
+            del seen[0]
+        if now - seen[0][0] < AUTO_WINDOW or now - last_t < AUTO_WINDOW:
+            continue
+        t0, n0 = max(seen[0], (last_t, last_n))
         active = max(1, len(self.workers))
-        rate = (n - last_n) / max(now - last_t, 1e-6)
-        last_t, last_n = now, n
+        rate = (n - n0) / max(now - t0, 1e-6)
         per_conn = rate / active
         if before is not None and per_conn < AUTO_FLAT * before:
             log.debug("auto: %d connections, %.1f MB/s each (was %.1f); adding no more",
@@ -454,19 +521,34 @@ async def _grow(self: RangesFetcher) -> None:
             return
         if per_conn >= FAST_CONNECTION:
             continue  # fast enough alone: more would only cost CPU
+        if self.opts.max_rate is not None and rate >= AUTO_NEAR_LIMIT * self.opts.max_rate:
+            return  # max_rate= is what holds these connections back, not the server
+        # A throttle often sends a burst and then nothing for a while: judge the time left by
+        # the rate so far, not by this window's.
+        so_far = (n - first_n) / max(now - start, 1e-6)
         left = self.total - sum(s.done for s in self.segments)
-        if rate <= 0 or left / rate < AUTO_MIN_LEFT_S:
-            if rate > 0:
+        if so_far <= 0 or left / max(so_far, rate) < AUTO_MIN_LEFT_S:
+            if so_far > 0:
                 return
             continue
-        want = min(AUTO_MAX, max(2 * active, math.ceil(AUTO_TARGET_RATE / max(per_conn, 1.0))))
+        before = max(per_conn, 1.0)
+        want = min(AUTO_MAX, max(2 * active, math.ceil(AUTO_TARGET_RATE / before)))
         added = 0
-        while len(self.workers) < want and self.add_worker():
+        if active == 1:
+            # One more first, and the rest once it is answered: a server that refuses a second
+            # connection sees only that one.
+            self.scout = self._add(extra=True)
+            if self.scout is None:
+                return
+            await self.scouted.wait()
+            self.scout = None
+            added = 1
+        if self.refused:
+            log.debug("auto: the server refused another connection; adding no more")
+            return
+        while len(self.workers) < want and self.add_worker(extra=True):
             added += 1
         log.debug("auto: %.1f MB/s per connection; %d -> %d connections", per_conn / 1e6, active, active + added)
         if not added or len(self.workers) >= AUTO_MAX:
             return
-        before = per_conn
-        # Give the new connections a window to start before judging them.
-        await asyncio.sleep(AUTO_WINDOW)
         last_t, last_n = time.monotonic(), self.received
