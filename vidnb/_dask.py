@@ -40,12 +40,13 @@ from pathlib import Path
 from typing import Any
 
 from ._bars import DRAW_RATE, Bars, batch_progress, stop_task
-from ._batch import run_jobs
+from ._batch import remote_files, run_jobs
 from ._errors import DestinationError, VidnbError
 from ._options import Options
 from ._outcomes import BatchResult, ItemOutcome, clash
 from ._plan import Job, listing, one_line
 from ._progress import ProgressEvent, ProgressOption, ProgressReporter, State
+from ._remote import check_writable, prepare_batch
 
 log = logging.getLogger("vidnb")
 
@@ -114,6 +115,11 @@ def _check_destination(folder: str, dask_worker: Any = None) -> dict[str, Any]:
     return info
 
 
+def _check_remote_destination(url: str, options: dict[str, Any], dask_worker: Any = None) -> dict[str, Any]:
+    """Run on every worker for a folder on object storage: can it write a small object there and delete it?"""
+    return {"nthreads": getattr(dask_worker, "nthreads", 1) or 1, "error": check_writable(url, options)}
+
+
 class _Feed:
     """A partition's progress reporter: counts files and bytes, sends cumulative figures to the client."""
 
@@ -167,7 +173,8 @@ class _Feed:
 
 
 def _run_partition(
-    jobs: list[Job], partition: int, concurrency: int, opts: Options, topic: str | None
+    jobs: list[Job], partition: int, concurrency: int, opts: Options, topic: str | None,
+    listed: dict[str, int] | None = None,
 ) -> tuple[list[ItemOutcome], str | None, int]:
     """The Dask task: run one partition with the local engine on a private event loop.
 
@@ -183,6 +190,10 @@ def _run_partition(
             concurrency=concurrency,
             per_file=feed,
             on_item=feed.item_done if feed is not None else None,
+            listed=listed,
+            # A retried task must see what the attempt that died uploaded: the engine asks for
+            # each object the listing did not show.
+            complete=False,
         )
     )
     if feed is not None:
@@ -301,9 +312,19 @@ def _partition_size(n_jobs: int, threads: int, concurrency: int) -> int:
     return max(1, concurrency, min(MAX_AUTO_PARTITION, size))
 
 
-async def _check_workers(client: Any, folder: Path) -> int:
+async def _check_workers(client: Any, folder: Path | str, opts: Options) -> int:
     """Fail early, naming the workers that cannot write ``folder``; return the cluster's thread count."""
-    answers: dict[str, Any] = await _call(client, client.run, _check_destination, str(folder), on_error="return")
+    if isinstance(folder, str):
+        check: Callable[..., Any] = _check_remote_destination
+        args: tuple[Any, ...] = (folder, dict(opts.storage_options))
+        need = ("dest_dir on object storage must be writable by every worker: a small object is written there "
+                "and deleted. Check the bucket, and that storage_options (or each worker's own credentials) "
+                "allow writing.")  # fmt: skip
+    else:
+        check, args = _check_destination, (str(folder),)
+        need = ("dest_dir must be a folder every worker can write: a shared filesystem mounted at the same path "
+                "on every machine, or a local disk when the cluster runs on this machine.")  # fmt: skip
+    answers: dict[str, Any] = await _call(client, client.run, check, *args, on_error="return")
     if not answers:
         # An adaptive cluster may have no worker yet: the tasks wait for one; items report write errors.
         log.warning("the Dask cluster has no workers yet; cannot check that they can write %s", folder)
@@ -321,16 +342,15 @@ async def _check_workers(client: Any, folder: Path) -> int:
         listed = listing(bad)
         raise DestinationError(
             f"{len(bad)} of {len(answers)} Dask workers cannot write to {folder}; nothing was downloaded:\n  {listed}\n"
-            "dest_dir must be a folder every worker can write: a shared filesystem mounted at the same path "
-            "on every machine, or a local disk when the cluster runs on this machine.",
-            folder,
+            + need,
+            folder if isinstance(folder, Path) else None,
         )
     return max(threads, 1)
 
 
-def _rebase(path: Path | None, remote: Path, local: Path) -> Path | None:
-    if path is None:
-        return None
+def _rebase(path: Path | str | None, remote: Path | str, local: Path | str) -> Path | str | None:
+    if path is None or isinstance(path, str) or isinstance(remote, str) or isinstance(local, str):
+        return path  # a URL on object storage is the same everywhere
     try:
         return local / path.relative_to(remote)
     except ValueError:
@@ -340,7 +360,7 @@ def _rebase(path: Path | None, remote: Path, local: Path) -> Path | None:
 async def download_on_cluster(
     client: Any,
     jobs: list[Job],
-    folder: Path,
+    folder: Path | str,
     opts: Options,
     *,
     t0: float,
@@ -360,12 +380,17 @@ async def download_on_cluster(
     distributed = _distributed()
     # Workers do not share the client's working directory; an absolute path means the same
     # folder on a shared filesystem. Outcomes are mapped back to the path the caller gave.
-    remote = Path(os.path.abspath(folder))
-    threads = await _check_workers(client, remote)
+    # A folder on object storage is one URL everywhere.
+    remote: Path | str = folder if isinstance(folder, str) else Path(os.path.abspath(folder))
+    threads = await _check_workers(client, remote, opts)
+    listed: dict[str, int] = {}
+    if isinstance(folder, str):
+        # One listing, here: the workers are told which objects are done, instead of each asking.
+        listed = await asyncio.to_thread(prepare_batch, folder, opts, remote_files(jobs))
     if not jobs:
         return BatchResult([], time.monotonic() - t0)
     size = partition_size or _partition_size(len(jobs), threads, concurrency)
-    remote_jobs = [replace(j, dest=remote / j.dest.relative_to(folder)) for j in jobs]
+    remote_jobs = [replace(j, dest=_on_workers(j.dest, folder, remote)) for j in jobs]
     partitions = [remote_jobs[i : i + size] for i in range(0, len(remote_jobs), size)]
 
     overall = _Overall(len(jobs), progress)
@@ -389,6 +414,7 @@ async def download_on_cluster(
     futures = [
         client.submit(
             _run_partition, part, i, concurrency, shipped, topic,
+            {j.dest: listed[j.dest] for j in part if isinstance(j.dest, str) and j.dest in listed},
             key=f"vidnb-download-many-{token}-{i}", pure=False,
         )
         for i, part in enumerate(partitions)
@@ -396,7 +422,7 @@ async def download_on_cluster(
     part_of = {f.key: i for i, f in enumerate(futures)}
     by_index: dict[int, ItemOutcome] = {}
     # Items named by the server are claimed across partitions here, as run_jobs does in one process.
-    claimed: dict[Path, Job] = {j.dest: j for j in jobs if j.named}
+    claimed: dict[Path | str, Job] = {j.dest: j for j in jobs if j.named}
     job_of = {j.index: j for j in jobs}
 
     def partition_finished(future: Any, result: Any) -> None:
@@ -464,6 +490,13 @@ async def _each_completed(
     await waiter
 
 
+def _on_workers(dest: Path | str, folder: Path | str, remote: Path | str) -> Path | str:
+    """A job's destination as the workers see it: the same URL, or the file under the absolute folder."""
+    if isinstance(dest, str) or isinstance(folder, str) or isinstance(remote, str):
+        return dest
+    return remote / dest.relative_to(folder)
+
+
 def _failed_partition(jobs: list[Job], future: Any, result: Any) -> list[ItemOutcome]:
     """Every item of a task that did not finish (a worker died too often, it was cancelled) fails with its cause."""
     if isinstance(result, tuple) and len(result) == 3 and isinstance(result[1], BaseException):
@@ -482,9 +515,9 @@ def _failed_partition(jobs: list[Job], future: Any, result: Any) -> list[ItemOut
 
 def _localise(
     outcome: ItemOutcome,
-    remote: Path,
-    local: Path,
-    claimed: dict[Path, Job],
+    remote: Path | str,
+    local: Path | str,
+    claimed: dict[Path | str, Job],
     job_of: dict[int, Job],
     by_index: dict[int, ItemOutcome],
 ) -> ItemOutcome:

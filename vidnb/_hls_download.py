@@ -23,7 +23,7 @@ from . import _files
 from ._fetch_hls import HlsFetcher, HlsPlan, HlsSource
 from ._options import Options
 from ._progress import Tracker, make_reporter
-from ._result import DownloadResult
+from ._result import DownloadResult, local_file
 from ._transfer import existing_result, transfer
 from ._urls import safe_filename
 
@@ -111,11 +111,12 @@ async def _joined(plan: HlsPlan, final: Path, source: HlsSource, opts: Options, 
         from ._playable import remux  # PyAV, imported only for what needs it
 
         started = time.monotonic()
-        await asyncio.to_thread(remux, video.path, final, audio=audio)
-        log.info("joined %s%s into %s in %.2f s", video.path.name, f" and {audio.name}" if audio else "", final,
+        joined = local_file(video.path)  # the lifecycle's result: always on this disk
+        await asyncio.to_thread(remux, joined, final, audio=audio)
+        log.info("joined %s%s into %s in %.2f s", joined.name, f" and {audio.name}" if audio else "", final,
                  time.monotonic() - started)
         # The working files go only now that the joined file is in place.
-        _files.remove_quietly(video.path, *([audio] if audio else []))
+        _files.remove_quietly(joined, *([audio] if audio else []))
     finally:
         lock.release()
     return DownloadResult(

@@ -32,8 +32,9 @@ class ItemOutcome:
     index : int
         Position in the input (0-based).
     url : str
-    path : Path or None
-        The file (None when the server was to name it and the download failed first).
+    path : Path, str or None
+        The file, or the object's URL on object storage (None when the server was to name
+        it and the download failed first).
     result : DownloadResult or None
         Set when the item succeeded (``result.skipped`` when it was already complete).
     error : BaseException or None
@@ -49,7 +50,7 @@ class ItemOutcome:
 
     index: int
     url: str
-    path: Path | None
+    path: Path | str | None
     result: DownloadResult | None = None
     error: BaseException | None = None
     source: str = field(default="", repr=False)
@@ -148,7 +149,7 @@ class BatchError(VidnbError):
         )
 
 
-def claim(job: Job, result: DownloadResult, claimed: dict[Path, Job]) -> ItemOutcome:
+def claim(job: Job, result: DownloadResult, claimed: dict[Path | str, Job]) -> ItemOutcome:
     """The outcome of a finished download, once it is known which item owns its file.
 
     ``claimed`` maps files to the item that owns them; it starts with the files named in
@@ -165,7 +166,7 @@ def claim(job: Job, result: DownloadResult, claimed: dict[Path, Job]) -> ItemOut
     return ItemOutcome(job.index, job.url, result.path, result, None, job.source)
 
 
-def clash(job: Job, owner: Job, path: Path) -> ItemOutcome:
+def clash(job: Job, owner: Job, path: Path | str) -> ItemOutcome:
     """The failure of an item whose download landed on ``owner``'s file.
 
     Examples
@@ -174,7 +175,8 @@ def clash(job: Job, owner: Job, path: Path) -> ItemOutcome:
     DestinationError('videos/same.mp4 is also the file of item 0 (...); give this item its own filename')
     """
     err = DestinationError(
-        f"{path} is also the file of {owner.source} ({owner.url}); give this item its own filename", path
+        f"{path} is also the file of {owner.source} ({owner.url}); give this item its own filename",
+        path if isinstance(path, Path) else None,
     )
     return ItemOutcome(job.index, job.url, None, None, err, job.source)
 

@@ -29,7 +29,7 @@ from ._errors import DestinationError, NotAVideoError
 from ._files import part_path, remove_quietly
 from ._probe import PathArg, file_url, main_streams, open_video, probe, require_av
 from ._progress import ProgressOption, TqdmReporter, Tracker, make_reporter
-from ._result import DownloadResult
+from ._result import DownloadResult, local_file
 from ._videoinfo import PLAYABLE_CODECS, VideoInfo
 
 if TYPE_CHECKING:
@@ -163,7 +163,7 @@ def make_playable(
     """
     if transcode not in ("auto", True, False):
         raise ValueError(f"transcode={transcode!r} is not understood; use 'auto', True or False.")
-    path = source.path if isinstance(source, DownloadResult) else Path(source)
+    path = local_file(source.path) if isinstance(source, DownloadResult) else Path(source)
     info = probe(path)
     if info.playable:
         return path

@@ -14,11 +14,13 @@ is None for MKV and FLV, so the container's duration is used.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import IO, TYPE_CHECKING, Any, Union
 
 from ._errors import DestinationError, MissingDependencyError, NotAVideoError
 from ._sniff import SNIFF_BYTES, describe_non_video, sniff
+from ._storage import open_remote, remote_url
 from ._videoinfo import VideoInfo, browser_playable, container_name
 
 if TYPE_CHECKING:
@@ -134,15 +136,19 @@ def main_streams(
     return video, audio
 
 
-def probe(path: PathArg) -> VideoInfo:
+def probe(path: PathArg, *, storage_options: Mapping[str, Any] | None = None) -> VideoInfo:
     """What a video file holds: container, duration, size, codecs, and whether browsers play it.
 
-    Reads the headers only (a few milliseconds, nothing is decoded).
+    Reads the headers only (a few milliseconds, nothing is decoded). An object on object
+    storage (``"s3://bucket/clip.mp4"``, a remote ``DownloadResult.path``) is read through
+    fsspec: only the byte ranges the headers need are fetched.
 
     Parameters
     ----------
     path : str or os.PathLike
-        The file.
+        The file, or the URL of an object.
+    storage_options : mapping, optional
+        For an object's URL: passed to fsspec (endpoint, credentials).
 
     Returns
     -------
@@ -165,14 +171,42 @@ def probe(path: PathArg) -> VideoInfo:
     >>> info.duration, info.playable                           # doctest: +SKIP
     (10.0, False)
     """
+    url = remote_url(path)
+    if url is not None:
+        return _probe_remote(url, storage_options)
     container, head = open_video(path)
     try:
-        return _info(Path(path), container, head)
+        return _info(Path(path), container, head, os.path.getsize(path))
     finally:
         container.close()
 
 
-def _info(path: Path, container: av.container.InputContainer, head: bytes) -> VideoInfo:
+def _probe_remote(url: str, storage_options: Mapping[str, Any] | None) -> VideoInfo:
+    require_av()
+    import av
+
+    f, size = open_remote(url, storage_options)
+    with f:
+        head = f.read(SNIFF_BYTES)
+        f.seek(0)
+        container = _open_object(av, f, url, head)
+        try:
+            _check_video(container, Path(url), head)
+            return _info(Path(url), container, head, size)
+        finally:
+            container.close()
+
+
+def _open_object(av: Any, f: IO[bytes], url: str, head: bytes) -> av.container.InputContainer:
+    try:
+        return av.open(f, metadata_errors="replace")  # type: ignore[no-any-return]
+    except (av.error.InvalidDataError, av.error.EOFError) as exc:
+        raise NotAVideoError(f"{url} is not a video: it is {_what(head)}.") from exc
+    except av.error.FFmpegError as exc:
+        raise NotAVideoError(f"{url} cannot be read as a video ({exc}).") from exc
+
+
+def _info(path: Path, container: av.container.InputContainer, head: bytes, size: int) -> VideoInfo:
     video, audio = main_streams(container)
     assert video is not None  # open_video checked
     sniffed = sniff(head)
@@ -193,7 +227,7 @@ def _info(path: Path, container: av.container.InputContainer, head: bytes) -> Vi
         video_codec=vcodec,
         audio_codec=acodec,
         bit_rate=container.bit_rate or None,
-        size=os.path.getsize(path),
+        size=size,
         start_time=start,
         playable=browser_playable(name, vcodec, acodec),
     )

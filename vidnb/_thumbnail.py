@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Union
 
 from ._errors import NotAVideoError
 from ._probe import PathArg, main_streams, open_video
-from ._result import DownloadResult
+from ._result import DownloadResult, local_file
 
 if TYPE_CHECKING:
     import av.container
@@ -66,7 +66,7 @@ def thumbnail(source: Source, at: float | None = None, width: int = 320) -> byte
     >>> Image(vidnb.thumbnail("videos/clip.mp4", at=2.5))          # doctest: +SKIP
     >>> Path("poster.jpg").write_bytes(vidnb.thumbnail(result, width=640))  # doctest: +SKIP
     """
-    path = source.path if isinstance(source, DownloadResult) else Path(source)
+    path = local_file(source.path) if isinstance(source, DownloadResult) else Path(source)
     if not isinstance(width, int) or isinstance(width, bool) or width < 2:
         raise ValueError(f"width={width!r} must be a whole number of pixels, 2 or more.")
     if at is not None and at < 0:

@@ -278,12 +278,13 @@ def run_demo(
     >>> result = demo.run_demo("vidnb-demo", progress=False)  # doctest: +SKIP
     Serving the bundled sample at http://127.0.0.1:.../sample.mp4
     """
+    from ._result import local_file
     from ._runner import download_sync
 
     url = sample_server().url("/" + name)
     print(f"Serving the bundled sample at {url}")
     result = download_sync(url, Path(dest_dir) / name, overwrite=True, sha256=sample_sha256(name), progress=progress)
-    print(f"Saved {result.path.resolve()} ({result.size:,} bytes, {result.format}, sha256 verified) "
+    print(f"Saved {local_file(result.path).resolve()} ({result.size:,} bytes, {result.format}, sha256 verified) "
           f"in {result.elapsed:.2f} s")
     print("Preview it in a notebook cell with:")
     print(f"    import vidnb; vidnb.preview({str(result.path)!r})")

@@ -35,7 +35,7 @@ from .._fmt import human_bytes
 from .._handle import in_loop_thread
 from .._outcomes import ItemOutcome
 from .._read import reading
-from .._result import DownloadResult
+from .._result import DownloadResult, local_file
 from .._sniff import SNIFF_BYTES, format_from_name, sniff
 from .._videoinfo import VideoInfo
 from ._player import Player, Shown
@@ -396,7 +396,7 @@ def gallery(
 def _paths_of(source: GallerySource) -> tuple[list[Path], str | None]:
     """The files to show, and what to call where they are (a folder's name, as given)."""
     if isinstance(source, DownloadResult):
-        return [source.path], None
+        return [local_file(source.path)], None
     if isinstance(source, (str, os.PathLike)):
         path = Path(source).expanduser()
         if not path.exists():
@@ -412,7 +412,7 @@ def _paths_of(source: GallerySource) -> tuple[list[Path], str | None]:
             item = item.result
         if item is None:
             continue
-        paths.append(item.path if isinstance(item, DownloadResult) else Path(item).expanduser())
+        paths.append(local_file(item.path) if isinstance(item, DownloadResult) else Path(item).expanduser())
     return paths, None
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Union
@@ -25,6 +26,7 @@ from .._playable import make_playable
 from .._progress import ProgressOption
 from .._result import DownloadResult
 from .._sniff import SNIFF_BYTES, VideoFormat, sniff
+from .._storage import open_remote, remote_url
 from ._posters import media_errors
 
 Source = Union[DownloadResult, str, "os.PathLike[str]", bytes, bytearray, memoryview]
@@ -121,7 +123,10 @@ def preview(
     Parameters
     ----------
     source : DownloadResult, str, Path or bytes
-        A finished download, a file, or the video's bytes.
+        A finished download, a file, or the video's bytes. A download to object storage
+        (or an object's URL, ``"s3://..."``) is fetched and embedded when it is within the
+        inline limit; a larger one cannot be shown by reference (nothing serves it to the
+        browser), and a note says so.
     width : int, optional
         Player width in pixels.
     autoplay, loop, muted : bool
@@ -159,6 +164,9 @@ def preview(
     look = Look(width, autoplay, loop, muted)
     if isinstance(source, (bytes, bytearray, memoryview)):
         return _from_bytes(bytes(source), limit, look)
+    remote = _remote_source(source)
+    if remote is not None:
+        return _from_object(*remote, limit, look)
     path = source_path(source)
     size, data = _read_for_preview(path, limit)
     fmt = sniff(data[:SNIFF_BYTES])
@@ -175,6 +183,38 @@ def preview(
 def source_path(source: DownloadResult | str | os.PathLike[str]) -> Path:
     """The file a path-like source or a download's result names."""
     return Path(source.path if isinstance(source, DownloadResult) else source).expanduser()
+
+
+def _remote_source(source: DownloadResult | str | os.PathLike[str]) -> tuple[str, Mapping[str, Any] | None] | None:
+    """The URL (and storage options) of a source on object storage, or None for a local one."""
+    if isinstance(source, DownloadResult):
+        return (source.path, source.storage_options) if isinstance(source.path, str) else None
+    url = remote_url(source)
+    return (url, None) if url is not None else None
+
+
+def _from_object(url: str, options: Mapping[str, Any] | None, limit: int, look: Look) -> ipywidgets.Video | PreviewNote:
+    """An object on object storage: fetched and embedded when small; nothing serves it by reference."""
+    f, size = open_remote(url, options)
+    with f:
+        if size > limit:
+            return PreviewNote(
+                f"{url} is {human_bytes(size)}, over the {human_bytes(limit)} inline limit, and on object storage: "
+                "a preview by reference needs a file Jupyter serves, so download it into the notebook's folder "
+                "and preview that (or pass a larger embed_max_bytes=).",
+                "error",
+            )
+        data = f.read()
+    fmt = sniff(data[:SNIFF_BYTES])
+    if fmt is None:
+        return _not_a_video(url)
+    if not fmt.browser_playable:
+        return PreviewNote(
+            f"{url} is {fmt.name.upper()} video, which browsers cannot play as it is; download it to a local "
+            "folder and preview that: vidnb then makes a copy that plays.",
+            "error",
+        )
+    return _widget(data, fmt, look)
 
 
 def needs_copy(path: Path) -> tuple[int, VideoFormat] | None:
