@@ -263,6 +263,9 @@ class DestinationLock:
         self._fd: int | None = None
         #: Whether taking the lock created the ``.part`` (then there are no bytes and no record).
         self.created = False
+        #: Set once the ``.part`` was moved onto the destination: releasing then only closes the
+        #: descriptor (the path is gone, so there is nothing to look up or remove).
+        self.moved = False
 
     async def acquire(self, poll: float = 0.05) -> bool:
         """Wait for the lock; return whether the destination file exists (checked under it)."""
@@ -332,6 +335,11 @@ class DestinationLock:
         """Drop the lock; an empty ``.part`` still at its path (nothing to resume) goes too."""
         fd, self._fd = self._fd, None
         if fd is None:
+            return
+        if self.moved and self.path == self.part:
+            # Moved into place: no empty .part to remove, and no lookup of a path that is gone
+            # (two stat calls a file, on the loop's thread, in a batch of small files).
+            os.close(fd)
             return
         try:
             if self.path == self.part:

@@ -66,6 +66,7 @@ async def transfer(
             await _files.off_loop(_files.finish_part, part.path, dest, opts.overwrite, record)
         except OSError as exc:
             raise_translated(exc, path=dest)
+        lock.moved = True
         result = DownloadResult(
             path=dest,
             url=outcome.url,
