@@ -32,6 +32,8 @@ NO_RECORD = Resumable("stream", 100_000, None)
         (URL, None, 8, Decision("request", 0, probe=True)),
         (URL, None, "auto", Decision("request", 0, probe=True)),
         ("https://example.com/live/index.m3u8?t=1", None, 1, Decision("hls")),
+        ("https://example.com/talk/manifest.MPD?t=1", None, 8, Decision("page")),  # DASH: read by yt-dlp
+        ("https://example.com/talk/manifest.mpd", STREAM, 1, Decision("request", 100_000, if_range='"e1"')),
         (URL, STREAM, 1, Decision("request", 100_000, if_range='"e1"')),
         (URL, NO_RECORD, 1, Decision("request", 100_000)),  # no If-Range: the overlap decides
         (URL, NO_RECORD, 8, Decision("request", 100_000)),  # no size known: nothing to share out

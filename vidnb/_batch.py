@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,13 +26,15 @@ from ._options import Options, most_connections
 from ._outcomes import BatchResult, ItemOutcome, claim
 from ._plan import Job
 from ._progress import ProgressOption, ProgressReporter
+from ._remote import download_remote, listed_result, prepare_batch
+from ._result import DownloadResult
 
-__all__ = ["run_jobs", "run_locally"]
+__all__ = ["run_jobs", "run_locally", "remote_files"]
 
 
 async def run_locally(
     jobs: list[Job],
-    folder: Path,
+    folder: Path | str,
     opts: Options,
     *,
     t0: float,
@@ -48,16 +50,22 @@ async def run_locally(
     >>> batch = await run_locally(jobs, Path("videos"), make_options(), t0=time.monotonic(),
     ...                           concurrency=8, progress=False)  # doctest: +SKIP
     """
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DestinationError(f"cannot create the folder {folder}: {exc.strerror or exc}", folder) from exc
+    listed = None
+    if isinstance(folder, str):
+        # Object storage: one listing of the folder says which objects are already there.
+        listed = await asyncio.to_thread(prepare_batch, folder, opts, remote_files(jobs))
+    else:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise DestinationError(f"cannot create the folder {folder}: {exc.strerror or exc}", folder) from exc
     if not jobs:
         return BatchResult([], time.monotonic() - t0)
     workers_n = min(concurrency, len(jobs))
     bars, per_file = batch_progress(progress, len(jobs), workers_n, file_bars=True)
     outcomes = await run_jobs(
-        jobs, opts, concurrency=workers_n, session=session, bars=bars, per_file=per_file, on_item=on_item
+        jobs, opts, concurrency=workers_n, session=session, bars=bars, per_file=per_file, on_item=on_item,
+        listed=listed,
     )
     return BatchResult(outcomes, time.monotonic() - t0)
 
@@ -71,8 +79,16 @@ async def run_jobs(
     bars: Bars | None = None,
     per_file: ProgressReporter | None = None,
     on_item: Callable[[ItemOutcome], Any] | None = None,
+    listed: Mapping[str, int] | None = None,
+    complete: bool = True,
 ) -> list[ItemOutcome]:
     """Run planned jobs, ``concurrency`` at a time, and return their outcomes in the order of ``jobs``.
+
+    ``listed`` (object URL -> size, from one listing of a remote folder) marks the objects
+    already there: their items are skipped without any request (those with a sha256 are
+    checked against the object's metadata by the engine). When ``complete``, the listing is
+    of the whole folder just now, so an object it does not show is not asked for again; a
+    retried Dask task's listing is older than the attempt that died, so it passes False.
 
     Each item is downloaded with ``opts``, its own ``sha256`` and, as its progress, its
     worker's slot of ``bars`` (or ``per_file``, which then sees every file). Without a
@@ -95,7 +111,7 @@ async def run_jobs(
     shared: aiohttp.ClientSession = session
 
     outcomes: list[ItemOutcome | None] = [None] * len(jobs)
-    claimed: dict[Path, Job] = {j.dest: j for j in jobs if j.named}
+    claimed: dict[Path | str, Job] = {j.dest: j for j in jobs if j.named}
     queue = iter(enumerate(jobs))  # shared by the workers: each next() hands out one job
 
     async def worker(slot: int) -> None:
@@ -104,9 +120,10 @@ async def run_jobs(
         for position, job in queue:
             if tracked is not None:
                 tracked.next_item()
-            item_opts = replace(opts, progress=reporter, sha256=job.sha256)
+            item_opts = replace(opts, progress=reporter, sha256=job.sha256,
+                                item=job.item if job.item is not None else opts.item)
             try:
-                result = await download_with(job.url, job.dest, item_opts, shared)
+                result = await _one(job, item_opts, shared, listed, complete)
             except Exception as exc:  # noqa: BLE001 - recorded per item; the batch goes on
                 outcome = ItemOutcome(job.index, job.url, job.dest if job.named else None, None, exc, job.source)
             else:
@@ -132,3 +149,28 @@ async def run_jobs(
         if own_session:
             await shared.close()
     return [o for o in outcomes if o is not None]
+
+
+def remote_files(jobs: list[Job]) -> list[str]:
+    """The objects a batch into a remote folder names in advance (whose crashed uploads it may abort)."""
+    return [j.dest for j in jobs if j.named and isinstance(j.dest, str)]
+
+
+async def _one(
+    job: Job, opts: Options, session: aiohttp.ClientSession, listed: Mapping[str, int] | None, complete: bool
+) -> DownloadResult:
+    """One item with the engine, or from the listing of its remote folder when that already answers."""
+    if listed is None or not job.named or not isinstance(job.dest, str):
+        return await download_with(job.url, job.dest, opts, session)
+    if job.dest in listed:
+        if not opts.overwrite and opts.sha256 is None:  # with a sha256, the engine reads the object's metadata
+            return listed_result(job.url, job.dest, listed[job.dest], time.monotonic(), opts.storage_options)
+        return await download_with(job.url, job.dest, opts, session)
+    if not complete:
+        return await download_with(job.url, job.dest, opts, session)
+
+    async def fetch_local(staged: str) -> DownloadResult:
+        return await download_with(job.url, staged, opts, session)
+
+    # Not listed: no need to ask the store again whether it is there.
+    return await download_remote(job.url, job.dest, opts, fetch_local, time.monotonic(), absent=True)

@@ -14,7 +14,6 @@ messages that suggest a Python argument.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
 import math
@@ -27,9 +26,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
-from ._errors import VidnbError
 from ._fmt import parse_size
-from ._runner import Stopped, left_running
 
 log = logging.getLogger("vidnb")
 
@@ -64,6 +61,7 @@ examples:
   vidnb get https://example.com/clip.mp4 -o clip.mp4
   vidnb get -i videos.csv -o videos/ -j 16 --retries 8
   vidnb get URL -x 8                     one file over 8 connections (byte ranges)
+  vidnb get URL --limit-rate 5M          at most 5 MiB/s (with -i, the whole batch)
   vidnb get URL/master.m3u8 --quality 720p -o talk.ts
   vidnb get URL -H "Authorization: Bearer TOKEN" --timeout 120
 """
@@ -114,6 +112,11 @@ def _size_arg(text: str) -> int:
         return parse_size(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _rate_arg(text: str) -> int:
+    """``--limit-rate``: a size per second, in the words of ``--max-bytes`` (``/s`` may follow)."""
+    return _size_arg(text.removesuffix("/s"))
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -256,6 +259,9 @@ def _add_get(sub: argparse._SubParsersAction[_Parser], common: _Parser) -> None:
     # --max-size was the first name; it stays so existing scripts keep working.
     get.add_argument("--max-bytes", "--max-size", dest="max_bytes", type=_size_arg, metavar="SIZE",
                      help="refuse files larger than this: 500M, 2G, 1.5GiB (binary), 700MB (decimal), or bytes")
+    get.add_argument("--limit-rate", dest="max_rate", type=_rate_arg, metavar="RATE",
+                     help="at most this many bytes per second, all downloads of the command together: "
+                     "500K, 5M (binary), 2MB (decimal), or bytes")
     get.add_argument("--any-type", action="store_true",
                      help="save the body even when it does not look like a video (an HTML page, say)")
     get.add_argument("--no-remux", action="store_true",
@@ -290,6 +296,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version (0) and usage errors (2)
         return int(exc.code or 0)
+    # Imported once the arguments are read: `vidnb --version` and `--help` need no engine
+    # (and no aiohttp), and every command imports these anyway.
+    from ._errors import VidnbError
+    from ._runner import Stopped
+
     debug = bool(getattr(args, "debug", False))
     logging.basicConfig(level=logging.WARNING, format="vidnb: %(message)s")
     if debug:
@@ -327,6 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _interrupted(code: int, signame: str | None) -> int:
     """Say in one line that the command was stopped and how to resume; return ``code``."""
+    from ._runner import left_running
+
     why = f" ({signame})" if signame else ""
     try:
         print(f"vidnb: interrupted{why}; partial files are kept: run the same command again to resume",
@@ -423,6 +436,7 @@ def _download_options(args: argparse.Namespace) -> dict[str, Any]:
         "resume": not args.no_resume,
         "require_video": not args.any_type,
         "max_bytes": args.max_bytes,
+        "max_rate": args.max_rate,
         "headers": _header_dict(args.headers),
         "timeout": args.timeout,
         "remux": not args.no_remux,
@@ -466,9 +480,37 @@ def _info(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise _UsageError(exc) from None
     headers = _header_dict(args.headers)
-    for label, value in run_sync(probe(url, headers, args.timeout)):
+    rows = run_sync(probe(url, headers, args.timeout))
+    for label, value in rows:
         print(f"{label:<14}{value}")
+    if any(label == "format" and ("an HTML page" in v or "a DASH manifest" in v) for label, v in rows):
+        _info_page(url, headers, args.timeout)
     return EXIT_OK
+
+
+def _info_page(url: str, headers: Mapping[str, str], timeout: float | None) -> None:
+    """``vidnb info PAGE``: what yt-dlp's extractors find on the page, one row per format."""
+    from ._errors import NotAVideoError, SeveralVideosError
+    from ._extract import extract
+    from ._fmt import human_duration
+    from ._options import make_options
+    from ._runner import run_sync
+
+    try:
+        media = run_sync(extract(url, make_options(headers=headers, timeout=timeout)))
+    except SeveralVideosError as exc:
+        print(f"\n{exc}")
+        return
+    except NotAVideoError as exc:  # no video on the page, or yt-dlp missing: the page was described
+        print(f"{'video':<14}{exc}")
+        return
+    print(f"{'title':<14}{media.title or '?'}")
+    print(f"{'duration':<14}{human_duration(media.duration)}")
+    print(f"{'extractor':<14}{media.extractor}")
+    print(f"\n{'format':<16}{'resolution':<12}{'codecs':<28}{'protocol':<20}{'bitrate'}")
+    for f in media.formats:
+        rate = f"{f.tbr:.0f}k" if f.tbr else "?"
+        print(f"{f.format_id:<16}{f.resolution:<12}{f.codecs:<28}{f.protocol:<20}{rate}")
 
 
 def _info_file(path: str) -> int:
@@ -507,6 +549,8 @@ async def probe(
     ``headers`` go with both requests; ``timeout`` is the ``timeout=`` option of a download.
     Returns ``(label, value)`` rows for display.
     """
+    import asyncio
+
     import aiohttp
     from multidict import CIMultiDict
 

@@ -25,9 +25,11 @@ from ._fetch_stream import FileFetcher, FirstAnswer
 from ._http import new_session
 from ._options import Connections, Options, Retry, make_options
 from ._progress import ProgressOption, Tracker, make_reporter
+from ._remote import download_remote
 from ._result import DownloadResult
 from ._retry import Retries
-from ._sniff import is_hls_playlist, sniff
+from ._sniff import is_hls_playlist, is_web_page, sniff
+from ._storage import local_path, remote_url
 from ._strategy import PROBE, choose
 from ._transfer import existing_result, transfer
 from ._urls import (
@@ -157,26 +159,10 @@ async def download(
     (PosixPath('videos/clip.mp4'), 'mp4')
     """
     opts = make_options(
-        overwrite=overwrite,
-        resume=resume,
-        retries=retries,
-        timeout=timeout,
-        chunk_size=chunk_size,
-        headers=headers,
-        sha256=sha256,
-        max_bytes=max_bytes,
-        require_video=require_video,
-        progress=progress,
-        connections=connections,
-        quality=quality,
-        variant=variant,
-        format=format,
-        item=item,
-        live_duration=live_duration,
-        remux=remux,
-        max_rate=max_rate,
-        storage_options=storage_options,
-        tmp_dir=tmp_dir,
+        overwrite=overwrite, resume=resume, retries=retries, timeout=timeout, chunk_size=chunk_size, headers=headers,
+        sha256=sha256, max_bytes=max_bytes, require_video=require_video, progress=progress, connections=connections,
+        quality=quality, variant=variant, format=format, item=item, live_duration=live_duration, remux=remux,
+        max_rate=max_rate, storage_options=storage_options, tmp_dir=tmp_dir,
     )
     return await download_with(url, dest, opts, session)
 
@@ -187,6 +173,15 @@ async def download_with(
     """:func:`download` with options already checked (what batches and the panel call per item)."""
     t0 = time.monotonic()
     url = validate_url(url)
+    target = remote_url(dest)
+    if target is not None:
+        # Object storage: the same download into a local staging file, then one whole upload.
+        async def fetch_local(staged: str) -> DownloadResult:
+            return await download_with(url, staged, opts, session)
+
+        return await download_remote(url, target, opts, fetch_local, t0)
+    if isinstance(dest, str):
+        dest = local_path(dest)  # file:// is the local disk
     folder, path, exists = resolve_dest(dest)
     if session is not None:
         return await _download(url, folder, path, exists, opts, session, t0)
@@ -203,6 +198,8 @@ async def _download(
         return await existing_result(path, url, opts.sha256, t0, Tracker(make_reporter(opts.progress), path.name))
     if first.step == "hls":
         return await _hls(url, folder, path, opts, session, t0)
+    if first.step == "page":
+        return await _page(url, folder, path, opts, session, t0)
     tracker = Tracker(make_reporter(opts.progress), path.name if path else "")
     shown = redact_url(url)
     if path is not None:
@@ -210,6 +207,9 @@ async def _download(
     else:
         outcome = await _into_folder(url, folder, opts, session, tracker, t0, probe=first.probe)
     if isinstance(outcome, HandOff):
+        if outcome.kind == "page":
+            # A web page (or a DASH manifest): the video it shows, found by yt-dlp's extractors.
+            return await _page(url, folder, path, opts, session, t0)
         # The body was a playlist (a URL without .m3u8): fetch the stream it lists.
         return await _hls(outcome.url, folder, path, opts, session, t0)
     return outcome
@@ -229,7 +229,7 @@ async def _into_folder(
                     _http.get(session, url, opts.headers, opts.timeout, byte_range=(0, PROBE - 1) if probe else None)
                 )
                 # The name may depend on the first bytes (the extension), so read them now.
-                head = await _http.read_head(resp)
+                head = await _http.read_head(resp, opts.limiter)
             except Exception as exc:
                 failures += 1
                 await retries.wait(exc, failures, what="the download", url=shown)
@@ -237,6 +237,8 @@ async def _into_folder(
             fmt = sniff(head)
             if fmt is None and is_hls_playlist(head):
                 return HandOff(str(resp.url))
+            if fmt is None and opts.require_video and is_web_page(head, resp.headers.get("Content-Type")):
+                return HandOff(str(resp.url), "page")
             ext = fmt.extension if fmt else None
             name = server_filename(str(resp.url), resp.headers.get("Content-Disposition"), ext)
             fetcher = FileFetcher(url, session, opts, FirstAnswer(resp, head, 0 if probe else None))
@@ -253,6 +255,15 @@ async def _hls(
     from ._hls_download import download_hls
 
     return await download_hls(url, folder, path, opts, session, t0)
+
+
+async def _page(
+    url: str, folder: Path, path: Path | None, opts: Options, session: aiohttp.ClientSession, t0: float
+) -> DownloadResult:
+    # Imported on first use: a page needs yt-dlp, the muxer and the DASH fetcher.
+    from ._page_download import download_page
+
+    return await download_page(url, folder, path, opts, session, t0)
 
 
 def _check_name_fits(path: Path) -> None:
@@ -297,7 +308,7 @@ def resolve_dest(dest: PathLike | None) -> tuple[Path, Path | None, bool]:
     return parent, p, False
 
 
-async def save_video_from_url(url: str, save_path: PathLike) -> Path | None:
+async def save_video_from_url(url: str, save_path: PathLike) -> Path | str | None:
     """Download ``url`` to ``save_path``; return the path, or None after logging the error.
 
     Kept for code written against the original notebook helper, which never raised.

@@ -10,7 +10,8 @@ original exception chained as ``__cause__``::
     ├── NetworkError                                connection refused, reset, timed out
     ├── IncompleteDownloadError                     fewer bytes arrived than announced
     ├── ChecksumError                               the bytes do not match the expected sha256
-    ├── NotAVideoError                              the body is not a video (an HTML page, ...)
+    ├── NotAVideoError                              the body is not a video (a page without one, ...)
+    │   ├── SeveralVideosError                      a web page shows several videos: pick one with item=
     │   ├── UnsupportedEncryptionError              an HLS stream encrypted with SAMPLE-AES, DRM, ...
     │   └── LiveStreamError                         a live HLS stream, without live_duration=
     ├── TooLargeError                               larger than ``max_bytes``
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -38,6 +40,8 @@ __all__ = [
     "IncompleteDownloadError",
     "ChecksumError",
     "NotAVideoError",
+    "SeveralVideosError",
+    "PageEntry",
     "UnsupportedEncryptionError",
     "LiveStreamError",
     "TooLargeError",
@@ -142,6 +146,31 @@ class NotAVideoError(VidnbError):
     """The body is not a recognised video container (with ``require_video=True``)."""
 
 
+@dataclass(frozen=True)
+class PageEntry:
+    """One video of a web page that shows several (see :class:`SeveralVideosError`)."""
+
+    title: str | None
+    duration: float | None
+    url: str | None
+
+
+class SeveralVideosError(NotAVideoError):
+    """A web page shows several videos and ``download()`` saves one: say which (``item=``).
+
+    ``download_many(page_url, ...)`` downloads all of them.
+
+    Attributes
+    ----------
+    entries : list of PageEntry
+        The page's videos, in the page's order (``item=1`` is the first).
+    """
+
+    def __init__(self, message: str, entries: list[PageEntry]) -> None:
+        super().__init__(message)
+        self.entries = entries
+
+
 class UnsupportedEncryptionError(NotAVideoError):
     """The stream is encrypted in a way vidnb cannot undo (SAMPLE-AES, DRM key formats, ...).
 
@@ -186,7 +215,8 @@ class DestinationError(VidnbError, OSError):
 
 
 class MissingDependencyError(VidnbError, ImportError):
-    """A package vidnb needs for this feature is not installed (PyAV for probing, thumbnails, remuxing).
+    """A package vidnb needs for this feature is not installed (PyAV for probing, thumbnails, remuxing;
+    fsspec and s3fs, gcsfs or adlfs for a destination on object storage).
 
     Also an ``ImportError``, so code that already guards optional imports catches it.
 
@@ -201,9 +231,12 @@ class MissingDependencyError(VidnbError, ImportError):
     'PyAV is not installed; it is needed to read and convert videos: pip install av'
     """
 
-    def __init__(self, package: str, what: str | None = None) -> None:
+    def __init__(
+        self, package: str, what: str | None = None, *, needed_for: str = "to read and convert videos",
+        install: str | None = None,
+    ) -> None:
         super().__init__(
-            f"{what or package} is not installed; it is needed to read and convert videos: pip install {package}",
+            f"{what or package} is not installed; it is needed {needed_for}: pip install {install or package}",
             name=package,
         )
         self.package = package

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from . import _files
 from ._options import Options
@@ -56,9 +56,11 @@ class Fetched:
 
 @dataclass(frozen=True)
 class HandOff:
-    """The body is not this fetcher's to fetch: an HLS playlist behind a plain URL."""
+    """The body is not this fetcher's to fetch: an HLS playlist behind a plain URL, or a web page
+    (or DASH manifest) whose video yt-dlp's extractors find."""
 
     url: str
+    kind: Literal["hls", "page"] = "hls"
 
 
 class Part:

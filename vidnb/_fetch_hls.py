@@ -232,7 +232,7 @@ class HlsSource:
         async with _http.get(self.session, url, self.opts.headers, self.opts.timeout, byte_range=asked) as resp:
             final = str(resp.url)
             body = bytearray()
-            async for chunk in resp.content.iter_any():
+            async for chunk in _http.body(resp, self.opts.limiter):
                 body += chunk
                 count(len(chunk))
                 # One resource larger than the whole limit: stop now rather than hold it in memory.
@@ -293,8 +293,10 @@ class HlsFetcher:
         live: bool,
         bandwidth: int,
         playlist_url: str,
+        items: list[pl.Item] | None = None,
     ) -> None:
         self.source = source
+        self.items = items  # DASH fragments, instead of the playlist's segments
         #: The URL the download was asked for, after redirects (the master playlist's, if any).
         self.playlist_url = playlist_url
         self.opts = source.opts
@@ -332,7 +334,7 @@ class HlsFetcher:
                 items: list[pl.Item] = []
                 part.discard()
             else:
-                items = list(pl.with_init_sections(pl.segments(self.media, self.media_url)))
+                items = self.items or list(pl.with_init_sections(pl.segments(self.media, self.media_url)))
                 if not items:
                     raise NotAVideoError(f"The HLS playlist {self.shown} lists no segments.")
                 await self._resume_or_start(part, items)
@@ -377,8 +379,9 @@ class HlsFetcher:
                 await _close_quietly(writer)
             if self._unsaved:
                 # Stopped early (error, cancel): the segments on disk stay resumable. Written
-                # after the writer closed, so the record is not ahead of the bytes.
-                part.save_record(self._state())
+                # after the writer closed, and only for segments the file holds: a close cut
+                # short by a second cancel leaves queued bytes unwritten.
+                part.save_record(self._state(upto=part.size()))
 
     # ------------------------------------------------------------------ resume
 
@@ -426,8 +429,9 @@ class HlsFetcher:
         start, end = rec[0], rec[1]
         return fetched == await asyncio.to_thread(_files.read_at, part.path, start, end - start)
 
-    def _state(self) -> _files.PartState:
-        return _files.PartState(url=self.media_url, kind="hls", segments=self.records, fingerprint=self.fingerprint)
+    def _state(self, upto: int | None = None) -> _files.PartState:
+        kept = self.records if upto is None else [r for r in self.records if r[1] <= upto]
+        return _files.PartState(url=self.media_url, kind="hls", segments=kept, fingerprint=self.fingerprint)
 
     # ------------------------------------------------------------------ fetching in order
 

@@ -23,7 +23,7 @@ from ._headers import content_range, raise_for_status
 from ._options import Options
 from ._pieces import Segment, from_single, plan_after_probe, same_validators, spread
 from ._retry import failures_after
-from ._sniff import VideoFormat, describe_non_video, is_hls_playlist, sniff
+from ._sniff import VideoFormat, describe_non_video, is_hls_playlist, is_web_page, sniff
 from ._strategy import PROBE, Answer, Decision, Resumable, choose, overlap, resumable
 from ._urls import redact_url
 from ._writer import PartWriter
@@ -62,15 +62,21 @@ class FileFetcher:
         self.connections = opts.connections
         self.first = first
         self.restarts = 0
+        #: The ``.part`` is known to be empty: the lock just created it and nothing has been
+        #: written since (the first request of a fresh download). Saves an fstat for its size
+        #: before the request and another before the first write.
+        self._empty = False
 
     async def fetch(self, part: Part) -> Fetched | HandOff:
         failures = 0
-        record = await self._resumable(part)
+        self._empty = part.lock.created
+        record = None if self._empty else await self._resumable(part)
         while True:
             before = part.tracker.done
             try:
                 outcome = await self._step(part, record)
             except Exception as exc:
+                self._empty = False
                 failures = failures_after(failures, part.tracker.done - before)
                 needed = None if part.tracker.total is None else part.tracker.total - part.tracker.done
                 await part.retries.wait(
@@ -78,6 +84,7 @@ class FileFetcher:
                 )
                 record = await self._resumable(part)
                 continue
+            self._empty = False
             if isinstance(outcome, Decision):
                 # "again" or "restart": nothing failed, ask again at once.
                 if outcome.step == "restart":
@@ -114,8 +121,8 @@ class FileFetcher:
             if decision.step == "split_single":
                 assert record is not None and record.total is not None
                 return await self._ranges(part, record, from_single(record.total, record.offset), None, b"")
-            if decision.step == "hls":
-                return HandOff(self.url)
+            if decision.step in ("hls", "page"):
+                return HandOff(self.url, decision.step)
             byte_range = _range_for(decision)
             async with _http.get(
                 self.session, self.url, self.opts.headers, self.opts.timeout,
@@ -131,12 +138,12 @@ class FileFetcher:
         self, part: Part, record: Resumable | None, resp: aiohttp.ClientResponse, head: bytes, asked: int | None
     ) -> Fetched | HandOff | Decision:
         self.final_url = str(resp.url)
-        if resp.status != 416 or not asked:
+        if resp.status >= 400 and (resp.status != 416 or not asked):
             raise_for_status(resp, redact_url(self.final_url))
         start, total = content_range(resp.headers.get("Content-Range"))
         whole_body = resp.status == 200 or (resp.status == 206 and asked == 0)
         if whole_body and not head:
-            head = await _http.read_head(resp)
+            head = await _http.read_head(resp, self.opts.limiter)
         answer = Answer(
             status=resp.status,
             asked_from=asked,
@@ -159,6 +166,11 @@ class FileFetcher:
             return HandOff(self.final_url)
         if step == "refuse_partial":
             raise IncompleteDownloadError(f"{self.shown_url} answered a plain request with a partial body (206).")
+        if (decision.offset == 0 and self.opts.require_video and sniff(head) is None
+                and is_web_page(head, resp.headers.get("Content-Type"))):
+            # A web page: its video is found by the page download (nothing was written).
+            part.discard()
+            return HandOff(self.final_url, "page")
         size = total if resp.status == 206 else resp.content_length
         self._check_size(part, size)
         _files.check_free_space(part.dest, None if size is None else size - decision.offset)
@@ -228,7 +240,9 @@ class FileFetcher:
             hasher = hashlib.sha256()
             if offset:
                 await asyncio.to_thread(_files.hash_file, part.path, offset, hasher)
-        writer = PartWriter(part.path, truncate=offset == 0, hasher=hasher, fd=part.fd, inline_below=INLINE_BYTES)
+        writer = PartWriter(
+            part.path, truncate=offset == 0 and not self._empty, hasher=hasher, fd=part.fd, inline_below=INLINE_BYTES
+        )
         pos = offset
         limit = self.opts.max_bytes
         tracker = part.tracker
@@ -240,9 +254,7 @@ class FileFetcher:
                 await writer.write(pos, head)
                 pos += len(head)
                 tracker.advance(len(head))
-            chunk_size = self.opts.chunk_size
-            body = resp.content.iter_chunked(chunk_size) if chunk_size else resp.content.iter_any()
-            async for chunk in body:
+            async for chunk in _http.body(resp, self.opts.limiter, self.opts.chunk_size):
                 await writer.write(pos, chunk)
                 pos += len(chunk)
                 tracker.advance(len(chunk))
@@ -331,7 +343,7 @@ async def _overlap(part: Part, resp: aiohttp.ClientResponse, offset: int, head: 
     are appended, whatever the server's headers claim. Returns whether they match, and the
     bytes read past the overlap (the first ones to append)."""
     want = overlap(offset)
-    got = await _http.read_exactly(resp, want, head)
+    got = await _http.read_exactly(resp, want, head, part.opts.limiter)
     if got is None:
         return False, b""
     on_disk = await asyncio.to_thread(_files.read_at, part.path, offset - want, want)

@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from ._batch import run_locally
-from ._options import BatchOptions, DownloadOptions, make_options
+from ._options import BatchOptions, DownloadOptions, Options, make_options
 from ._outcomes import BatchResult, ItemOutcome, OnItem
-from ._plan import Item, Names, PathLike, plan_jobs
+from ._plan import Item, Job, Names, PathLike, in_folder, plan_jobs
 from ._progress import ProgressOption
 from ._runner import run_sync
+from ._storage import local_path, remote_url
+from ._urls import validate_url
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -58,7 +60,9 @@ async def download_many(
         URLs, ``(url, filename)`` pairs, ``(url, filename, sha256)`` triples, or the path
         of a manifest (see :func:`read_manifest`). Filenames are relative to ``dest_dir``.
     dest_dir : str or Path
-        The folder to save into (created if needed).
+        The folder to save into (created if needed), or a folder on object storage
+        (``"s3://bucket/videos/"``, with ``storage_options=``): see :func:`vidnb.download`.
+        Finished objects there are found with one listing of the folder.
     concurrency : int
         Downloads at a time (and connections kept open, times ``connections``).
     names : "url" or "server"
@@ -92,6 +96,7 @@ async def download_many(
         Passed to :func:`vidnb.download` for every item (``overwrite``, ``retries``,
         ``max_bytes``, ``headers``, ``timeout``, ``connections``...). ``sha256`` is per
         item: give ``(url, filename, sha256)`` triples or a CSV ``sha256`` column.
+        ``max_rate`` is one limit for the whole batch (on a cluster, for each worker process).
 
     Returns
     -------
@@ -121,8 +126,13 @@ async def download_many(
         _dask.check_client(client, partition_size, session)
     elif partition_size is not None:
         raise TypeError("partition_size= applies only with client= (a Dask cluster)")
-    folder = Path(os.fspath(dest_dir)).expanduser()
-    jobs = plan_jobs(items, folder, names)
+    # A URL (s3://bucket/videos/) is a folder on object storage; anything else is on the disk.
+    remote = remote_url(os.fspath(dest_dir))
+    folder: Path | str = remote if remote is not None else Path(local_path(os.fspath(dest_dir))).expanduser()
+    if isinstance(items, str) and items.lower().startswith(("http://", "https://")):
+        jobs = await _page_jobs(validate_url(items), folder, opts)
+    else:
+        jobs = plan_jobs(items, folder, names)
     notify = OnItem(on_item) if on_item is not None else None
     if client is not None:
         result = await _dask.download_on_cluster(
@@ -166,6 +176,32 @@ def download_many_sync(
             raise_on_error=raise_on_error, on_item=on_item, progress=progress, session=session, **options,
         )
     )
+
+
+async def _page_jobs(url: str, folder: Path | str, opts: Options) -> list[Job]:
+    """One job per video of the web page at ``url``, each named after its title.
+
+    Two videos with the same title get " (2)", " (3)" ..., so none overwrites another.
+    """
+    # Imported here: pages need yt-dlp, which a batch of files never does.
+    from ._extract import extract_every
+    from ._page_download import file_name
+    from ._urls import redact_url, safe_filename
+
+    medias = await extract_every(url, opts)
+    taken: set[str] = set()
+    jobs = []
+    for n, media in enumerate(medias, 1):
+        name = file_name(media, opts)
+        stem, ext = os.path.splitext(name)
+        k = 1
+        while name.lower() in taken:
+            k += 1
+            name = safe_filename(f"{stem} ({k}){ext}") or f"video ({k}){ext}"
+        taken.add(name.lower())
+        jobs.append(Job(n - 1, url, in_folder(folder, name), True, None, f"video {n} of {redact_url(url)}",
+                        n if len(medias) > 1 else None))
+    return jobs
 
 
 def _check_option_names(options: Mapping[str, object]) -> None:

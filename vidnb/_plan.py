@@ -37,6 +37,7 @@ from pathlib import Path, PurePath
 from typing import Any, Literal, Union
 
 from ._options import check_sha256
+from ._storage import join_url
 from ._urls import choose_filename, validate_url
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "plan_jobs",
     "listing",
     "one_line",
+    "in_folder",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -73,14 +75,17 @@ class Job:
         Position in the input (0-based).
     url : str
         The checked URL.
-    dest : Path
-        The file when ``named``, else the folder (the server names the file).
+    dest : Path or str
+        The file when ``named``, else the folder (the server names the file); a URL string
+        for a destination on object storage (a folder URL ends with ``/``).
     named : bool
         Whether ``dest`` is the file, known before any request.
     sha256 : str or None
         The item's expected digest, lowercase hex.
     source : str
         Where the item came from ("item 3", "list.csv line 7"), for messages.
+    item : int or None
+        Which video of a web page that shows several (1 for the first).
 
     Examples
     --------
@@ -90,10 +95,12 @@ class Job:
 
     index: int
     url: str
-    dest: Path
+    dest: Path | str
     named: bool
     sha256: str | None
     source: str
+    #: For one of several videos of a web page: which (``item=`` of :func:`vidnb.download`).
+    item: int | None = None
 
 
 def read_manifest(path: PathLike) -> list[ManifestEntry]:
@@ -195,24 +202,34 @@ def normalise_items(items: Iterable[Item] | PathLike) -> list[ManifestEntry]:
     return out
 
 
-def _explicit_path(dest_dir: Path, name: str) -> Path:
+def in_folder(folder: Path | str, name: str) -> Path | str:
+    """``name`` (a relative path) inside ``folder``: a local folder, or a folder URL on object storage.
+
+    >>> in_folder("s3://bucket/videos/", "a.mp4"), in_folder(Path("videos"), "a.mp4")
+    ('s3://bucket/videos/a.mp4', PosixPath('videos/a.mp4'))
+    """
+    return join_url(folder, PurePath(name).as_posix()) if isinstance(folder, str) else folder / name
+
+
+def _explicit_path(dest_dir: Path | str, name: str) -> Path | str:
     rel = PurePath(name)
     if not name.strip() or rel.is_absolute() or ".." in rel.parts or rel.name in ("", "."):
         raise ValueError(f"filename {name!r} must be a relative path inside the destination folder")
-    return dest_dir / rel
+    return in_folder(dest_dir, name)
 
 
-def _destination(url: str, name: str | None, dest_dir: Path, names: Names) -> tuple[Path, bool]:
+def _destination(url: str, name: str | None, dest_dir: Path | str, names: Names) -> tuple[Path | str, bool]:
     """The naming rule: the item's file and True, or the folder and False when the server names it."""
     if name is not None:
         return _explicit_path(dest_dir, name), True
     guess = choose_filename(url, None) if names == "url" else None
     if guess is not None and Path(guess).suffix:
-        return dest_dir / guess, True
-    return dest_dir, False
+        return in_folder(dest_dir, guess), True
+    # A folder URL ends with "/": that is how the engine tells a folder from an object.
+    return (dest_dir.rstrip("/") + "/" if isinstance(dest_dir, str) else dest_dir), False
 
 
-def plan_jobs(items: Iterable[Item] | PathLike, dest_dir: Path, names: Names = "url") -> list[Job]:
+def plan_jobs(items: Iterable[Item] | PathLike, dest_dir: Path | str, names: Names = "url") -> list[Job]:
     """Check every item before any request and decide its file; raise ``ValueError`` naming each bad one.
 
     Refused: bad URLs, bad digests, filenames that leave ``dest_dir``, a URL listed twice,
@@ -240,7 +257,7 @@ def plan_jobs(items: Iterable[Item] | PathLike, dest_dir: Path, names: Names = "
             continue
         seen_urls[url] = source
         if named:
-            key = os.path.normcase(os.path.abspath(dest))
+            key = dest if isinstance(dest, str) else os.path.normcase(os.path.abspath(dest))
             if key in seen_paths:
                 problems.append(
                     f"{source}: {url} would be saved as {dest}, like {seen_paths[key]}; give it its own filename"

@@ -26,6 +26,9 @@ MAX_RATE = 10.0
 
 State = Literal["running", "done", "failed", "cancelled"]
 
+#: The stage of a web page's download while yt-dlp reads the page (:meth:`Tracker.stage`).
+FINDING = "finding the video"
+
 
 @dataclass(frozen=True)
 class ProgressEvent:
@@ -47,6 +50,11 @@ class ProgressEvent:
         "running", then "done", "failed" or "cancelled".
     error : str or None
         The error message when ``state == "failed"``.
+    stage : str or None
+        What is happening before any byte arrives ("finding the video" while a web page is
+        read); None once bytes flow.
+    title : str or None
+        For a web page's video: the page's title (``name`` is the file's).
     """
 
     name: str
@@ -56,6 +64,8 @@ class ProgressEvent:
     elapsed: float
     state: State = "running"
     error: str | None = None
+    stage: str | None = None
+    title: str | None = None
 
     @property
     def fraction(self) -> float | None:
@@ -101,6 +111,14 @@ class Tracker:
             self.reporter.start(name, total, initial)
             self._started = True
         self._next = self._last_t + 1.0 / MAX_RATE
+
+    def stage(self, text: str) -> None:
+        """Say what happens before bytes flow ("finding the video"): the bar shows it as its name."""
+        self.name = text
+        if self.reporter is not None:
+            self.reporter.start(text, None, 0)
+            self._started = True
+            self.reporter.update(ProgressEvent(text, 0, None, 0.0, time.monotonic() - self._t0, stage=text))
 
     def advance(self, n: int) -> None:
         self.done += n

@@ -16,6 +16,7 @@ __all__ = [
     "sniff",
     "describe_non_video",
     "is_hls_playlist",
+    "is_web_page",
     "format_from_name",
 ]
 
@@ -199,6 +200,15 @@ def is_hls_playlist(head: bytes) -> bool:
 
 def _text_start(head: bytes) -> bytes:
     return bytes(head[:SNIFF_BYTES]).lstrip().removeprefix(codecs.BOM_UTF8).lstrip()
+
+
+def is_web_page(head: bytes, content_type: str | None) -> bool:
+    """True for an HTML page or a DASH manifest: bodies whose video yt-dlp's extractors may find.
+
+    >>> is_web_page(b"<!DOCTYPE html><html>", "text/html"), is_web_page(b"#EXTM3U", None)
+    (True, False)
+    """
+    return describe_non_video(head, content_type) in ("an HTML page", "a DASH manifest (MPD)")
 
 
 def describe_non_video(head: bytes, content_type: str | None) -> str:

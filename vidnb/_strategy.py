@@ -15,7 +15,8 @@ from ._options import Connections
 from ._pieces import Segment, from_record
 
 __all__ = [
-    "Resumable", "Answer", "Decision", "Step", "choose", "resumable", "is_hls_url", "overlap", "OVERLAP", "PROBE",
+    "Resumable", "Answer", "Decision", "Step", "choose", "resumable", "is_hls_url", "is_dash_url", "overlap",
+    "OVERLAP", "PROBE",
 ]
 
 #: Bytes before the end of a ``.part`` that a resume asks for again and compares with the
@@ -29,6 +30,7 @@ PROBE = 1 << 20
 
 Step = Literal[
     "hls",  # hand the URL to the HLS fetcher
+    "page",  # a DASH manifest (.mpd): hand the URL to the page download, which reads it with yt-dlp
     "resume_ranges",  # fetch the pieces a multi-connection record says are missing (no first request)
     "split_single",  # a one-stream .part and several connections asked for: share out the rest
     "request",  # send a request: from ``offset`` less the overlap (with If-Range), a probe for ranges, or plain
@@ -78,6 +80,11 @@ class Decision:
     offset: int = 0
     probe: bool = False
     if_range: str | None = None
+
+
+def is_dash_url(url: str) -> bool:
+    """True for URLs whose path names a DASH manifest (``.mpd``)."""
+    return urlsplit(url).path.lower().endswith(".mpd")
 
 
 def is_hls_url(url: str) -> bool:
@@ -145,6 +152,8 @@ def choose(*, url: str, record: Resumable | None, answer: Answer | None, connect
 def _before_request(url: str, record: Resumable | None, connections: Connections) -> Decision:
     if record is None and is_hls_url(url):
         return Decision("hls")
+    if record is None and is_dash_url(url):
+        return Decision("page")
     if record is not None and record.kind == "ranges":
         return Decision("resume_ranges")
     if record is not None and record.offset:

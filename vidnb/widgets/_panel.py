@@ -27,9 +27,9 @@ import ipywidgets as w
 from .._errors import VidnbError
 from .._fmt import human_bytes, human_duration, human_rate
 from .._handle import in_loop_thread
-from .._options import MAX_CONNECTIONS, Connections, Options, check_connections, make_options
-from .._progress import ProgressEvent
-from .._result import DownloadResult
+from .._options import MAX_CONNECTIONS, Connections, Options, check_connections, check_rate, make_options
+from .._progress import FINDING, ProgressEvent
+from .._result import DownloadResult, path_name
 from .._urls import choose_filename, validate_url
 from ._player import Player, Shown
 from ._pool import CONCURRENCY, Pool, RowTask, background_loop
@@ -157,7 +157,7 @@ class DownloadRow:
             self.bar.max = total or 1
             self.bar.value = initial if total else 1
             self.bar.bar_style = "" if total else "info"  # "info" full bar: size unknown
-        if name:  # a folder destination has no name until the server answers
+        if name and name != FINDING:  # a folder destination has no name until the server answers
             self.name.value = escape(name)
         self._set_state("downloading")
         self.last = ProgressEvent(name, initial, total, 0.0, 0.0)
@@ -165,6 +165,12 @@ class DownloadRow:
 
     def update(self, event: ProgressEvent) -> None:
         self.last = event
+        if event.stage:
+            # Before any byte: what is happening ("finding the video" while a page is read).
+            self.info.value = escape(event.stage)
+            return
+        if event.title and self.name.value != escape(event.title):
+            self.name.value = escape(event.title)  # a web page's video: the page's title, not the file's name
         if event.total:
             with self.bar.hold_sync():
                 if self.bar.max != event.total:
@@ -174,6 +180,8 @@ class DownloadRow:
 
     def close(self, event: ProgressEvent) -> None:
         self.last = event
+        if event.title:
+            self.name.value = escape(event.title)
         with self.bar.hold_sync():
             if event.total:
                 self.bar.max = event.total
@@ -200,7 +208,7 @@ class DownloadRow:
         state = task.state
         if state == "done":
             self.result = task.result()
-            self.name.value = escape(self.result.path.name)
+            self.name.value = escape(self.result.title or path_name(self.result.path))
             self.info.value = f"{human_bytes(self.result.size)}" + (
                 " (already there)" if self.result.skipped else f" in {human_duration(self.result.elapsed)}"
             )
@@ -280,8 +288,9 @@ class DownloadPanel:
     **download_options
         The options of :func:`vidnb.download`, applied to every URL (``retries=``,
         ``headers=``, ``max_bytes=`` ...; not ``sha256=``, which fits one file, nor
-        ``progress=``: the rows are the progress). ``connections`` (a count or ``"auto"``)
-        and ``overwrite`` preset the panel's controls. A ``session`` given here is used
+        ``progress=``: the rows are the progress). ``connections`` (a count or ``"auto"``),
+        ``overwrite`` and ``max_rate`` (the Limit box: bytes per second for all the panel's
+        downloads together, such as ``"5M"``) preset the panel's controls. A ``session`` given here is used
         for every download and never closed; otherwise the panel makes one while it has
         downloads queued or running.
 
@@ -335,6 +344,11 @@ class DownloadPanel:
         self.connections.add_class("vidnb-connections")
         self.overwrite = w.Checkbox(value=self.options.overwrite, description="Overwrite", indent=False)
         self.overwrite.add_class("vidnb-overwrite")
+        self.max_rate = w.Text(
+            value=_rate_text(self.options.max_rate), placeholder="no limit", description="Limit/s",
+            layout=w.Layout(width="150px"), style={"description_width": "initial"},
+        )  # fmt: skip
+        self.max_rate.add_class("vidnb-max-rate")
         self.download_button = w.Button(description="Download", button_style="primary", icon="download")
         self.download_button.add_class("vidnb-download")
         self.download_button.on_click(lambda _: self._on_loop(self.submit))
@@ -349,7 +363,9 @@ class DownloadPanel:
         self.preview_area.add_class("vidnb-preview")
         #: Plays what a row's Preview button chose, in the preview area.
         self.player = Player(self.preview_area, self._widget_loop)
-        controls = w.HBox([self.dest, self.connections, self.overwrite, self.download_button, self.cancel_all_button])
+        controls = w.HBox(
+            [self.dest, self.connections, self.max_rate, self.overwrite, self.download_button, self.cancel_all_button]
+        )
         self.widget = w.VBox([self.urls, controls, self.message, self.rows_box, self.preview_area])
         self.widget.add_class("vidnb-panel")
 
@@ -420,6 +436,14 @@ class DownloadPanel:
         except OSError as exc:
             self._say(f"Cannot save into {self.dest.value!r}: {exc.strerror or exc}. Nothing was started.", error=True)
             return []
+        try:
+            rate = check_rate(self.max_rate.value.strip() or None)
+        except ValueError as exc:
+            self._say(f"Limit: {exc}. Nothing was started.", error=True)
+            return []
+        if rate != self.options.max_rate:
+            # One limit for everything the panel downloads: later rows share the new one.
+            self.options = replace(self.options, max_rate=rate)
         options = replace(
             self.options, overwrite=bool(self.overwrite.value), connections=check_connections(self.connections.value)
         )
@@ -471,8 +495,8 @@ class DownloadPanel:
 
     def _poster_for(self, row: DownloadRow) -> None:
         """Have the poster frame of a finished row's file made in the background."""
-        if row.result is None:
-            return
+        if row.result is None or not isinstance(row.result.path, Path):
+            return  # an object on object storage gets no poster: it would be fetched whole
         if self._posters is None:
             self._posters = PosterQueue(self._widget_loop(), DownloadRow.set_poster, ROW_POSTER_WIDTH)
         self._posters.submit(row, row.result.path)
@@ -503,6 +527,16 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
+
+
+def _rate_text(rate: int | None) -> str:
+    """``max_rate`` as the Limit box shows it, in words :func:`~vidnb._options.check_rate` reads back."""
+    if rate is None:
+        return ""
+    for unit, size in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if rate % size == 0:
+            return f"{rate // size}{unit}"
+    return str(rate)
 
 
 def _writable_folder(value: str) -> Path:
