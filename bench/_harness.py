@@ -28,6 +28,17 @@ from pathlib import Path
 MIB = 1024 * 1024
 MB = 1_000_000
 
+#: The /paced/ location's rate, bytes per second per connection, and the most nginx sends
+#: at once under it. nginx's ``limit_rate`` pauses for (bytes sent / rate) after each send,
+#: and one send may be up to ``sendfile_max_chunk`` (2 MiB by default, and the socket takes
+#: that much on loopback): a file of 2 MB, an HLS segment, goes out in one send, unthrottled
+#: (it took 2 ms under ``limit_rate 5m``). Here ``sendfile_max_chunk`` cuts every send to
+#: PACED_CHUNK, after which nginx waits PACED_CHUNK / PACED_RATE = 32 ms exactly (its timers
+#: count whole milliseconds), so a file of any size arrives at the rate: 2 MB took 0.97 s,
+#: 8 MB 4.00 s, against 0.977 s and 3.91 s for size / PACED_RATE.
+PACED_CHUNK = 64 * 1024
+PACED_RATE = PACED_CHUNK * 1000 // 32  # 2,048,000 B/s, about 1.95 MiB/s
+
 # --------------------------------------------------------------------------
 # tools
 
@@ -136,9 +147,10 @@ class Nginx:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def url(self, name: str, *, throttled: bool = False) -> str:
-        """URL for file *name* in the data dir, optionally via /throttled/."""
-        return f"{self.base_url}/{'throttled/' if throttled else ''}{name}"
+    def url(self, name: str, *, throttled: bool = False, paced: bool = False) -> str:
+        """URL for file *name* in the data dir, optionally via /throttled/ or /paced/."""
+        where = "throttled/" if throttled else "paced/" if paced else ""
+        return f"{self.base_url}/{where}{name}"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -148,11 +160,12 @@ def free_port(host: str = "127.0.0.1") -> int:
     """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 def write_nginx_conf(prefix: Path, data_dir: Path, port: int, *,
-                     throttle_rate: str = "20m") -> Path:
+                     throttle_rate: str = "20m", paced_rate: int = PACED_RATE,
+                     paced_chunk: int = PACED_CHUNK) -> Path:
     """Write a minimal self-contained nginx.conf into *prefix*.
 
     Every path nginx may touch (pid, logs, temp dirs) points inside *prefix*,
@@ -185,6 +198,11 @@ http {{
         video/webm webm;
         application/vnd.apple.mpegurl m3u8;
         video/mp2t ts;
+        video/iso.segment m4s;
+        audio/mp4 m4a;
+        audio/aac aac;
+        application/dash+xml mpd;
+        text/html html;
     }}
     default_type application/octet-stream;
     sendfile on;
@@ -202,6 +220,13 @@ http {{
         location /throttled/ {{
             alias {d}/;
             limit_rate {throttle_rate};
+        }}
+
+        # A per-connection limit that binds on small files too (see PACED_RATE).
+        location /paced/ {{
+            alias {d}/;
+            limit_rate {paced_rate};
+            sendfile_max_chunk {paced_chunk};
         }}
     }}
 }}
@@ -236,7 +261,7 @@ def wait_for_port(port: int, *, host: str = "127.0.0.1", timeout: float = 10.0,
 
 def start_nginx(data_dir: Path, *, prefix: Path | None = None,
                 nginx: str | None = None, throttle_rate: str = "20m",
-                timeout: float = 10.0) -> Nginx:
+                paced_rate: int = PACED_RATE, timeout: float = 10.0) -> Nginx:
     """Start nginx in the foreground serving *data_dir*; return once it listens.
 
     When run as root the worker drops to nginx's default unprivileged user,
@@ -245,7 +270,7 @@ def start_nginx(data_dir: Path, *, prefix: Path | None = None,
     nginx = nginx or require_tool("nginx", "nginx-light", ["/usr/sbin/nginx"])
     prefix = Path(prefix or tempfile.mkdtemp(prefix="vidnb-nginx-"))
     port = free_port()
-    conf = write_nginx_conf(prefix, data_dir, port, throttle_rate=throttle_rate)
+    conf = write_nginx_conf(prefix, data_dir, port, throttle_rate=throttle_rate, paced_rate=paced_rate)
     proc = subprocess.Popen(
         [nginx, "-p", f"{prefix}/", "-c", str(conf), "-g", "daemon off;"],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -404,6 +429,45 @@ def time_command(argv: Sequence[str], *, stdout: int | None = subprocess.DEVNULL
     return RunResult(returncode=proc.returncode, wall_s=wall,
                      cpu_s=ru.ru_utime + ru.ru_stime, maxrss_mib=rss_kib / 1024,
                      rss_exact=exact, stderr=err)
+
+
+def _proc_status_kib(field: str) -> float | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return float(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Start this process's peak-RSS count again from its current RSS (Linux >= 4.0).
+
+    False when that is not possible: :func:`peak_rss_mib` then gives the peak of the
+    process's whole life.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def rss_mib() -> float:
+    """This process's resident set size now, MiB (0 where /proc is missing)."""
+    return (_proc_status_kib("VmRSS") or 0.0) / 1024
+
+
+def peak_rss_mib() -> float:
+    """This process's peak RSS since :func:`reset_peak_rss` (or its start), MiB."""
+    kib = _proc_status_kib("VmHWM")
+    if kib is None:
+        import resource
+
+        kib = float(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    return kib / 1024
 
 
 def error_summary(stderr: str, returncode: int | None = None) -> str:

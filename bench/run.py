@@ -1,36 +1,60 @@
-"""vidnb against curl, wget, aria2c and plain aiohttp, on a private nginx on 127.0.0.1.
+"""vidnb against curl, wget, aria2c, yt-dlp, ffmpeg and plain aiohttp, on a private nginx on 127.0.0.1.
 
-    python bench/run.py            # the full run (about 5-8 minutes on 2 cores)
-    python bench/run.py --quick    # small sizes, 2 rounds: a smoke test in under a minute
+    python bench/run.py                    # the full run (about 15 minutes on a quiet 2-core VM)
+    python bench/run.py --quick            # small sizes, one round: a smoke run (2-3 minutes)
+    python bench/run.py --only hls,batch   # some sections (names or letters)
     python bench/run.py --only a,b,c --baseline /tmp/base   # this tree vs another checkout
 
-Sections (pick some with ``--only a,b``):
+Measured both ways, in one run:
 
-a. one large file (1 GiB), single stream, unthrottled;
-b. 200 MiB through nginx ``limit_rate 20m`` (20 MiB/s per connection), with 1, 4, 8, 16
-   connections and ``"auto"``;
-c. a batch of 1000 x 1 MiB files, 16 at a time (vidnb row only when ``vidnb.download_many_sync``
-   exists);
-p. progress bar on vs off (more rounds: the difference is small);
-m. peak RSS on 100 MiB vs 1 GiB;
-i. ``import vidnb`` vs ``import aiohttp``.
+- **in a notebook**: vidnb warm in a running interpreter (``bench/_kernel.py``: vidnb
+  imported, one event loop, each download a cell ``await vidnb.download(...)``), and every
+  other tool started as a child of that interpreter, as ``!curl`` in a cell;
+- **from a shell**: every tool its own new process, vidnb too (``python -c ...`` or
+  ``vidnb get``), so interpreter start-up and imports count.
 
-Every command runs as its own process, timed with ``os.wait4`` (wall, user+sys CPU) and
-GNU time (peak RSS). Within a section all competitors run once per round, in an order
-that reverses every round, and each ratio is the median over rounds of the per-round
-ratio, so the VM's drifts (often +-50 %) hit both sides of a ratio alike. Every download is
-size-checked (sha256 the first time for each competitor) and deleted, then ``sync``.
+The other tools run once per round and serve both columns. Sections (``--only``, names or
+letters, comma-separated):
+
+a. single: one 1 GiB file, unthrottled: vidnb with progress on/off, curl, wget, aria2c -x1,
+   plain aiohttp;
+b. throttled: 200 MiB through nginx ``limit_rate 20m`` per connection: vidnb with
+   ``connections=1, 4, 8, 16, "auto"``, curl, aria2c ``-x8 -s8`` and ``-x16 -s16``, plain
+   aiohttp with 8 ranges; with the throttle's limit, bytes / (connections x rate);
+c. batch: 1000 x 1 MiB, 16 at a time: vidnb.download_many, curl --parallel, aria2c -j16,
+   plain aiohttp;
+p. progress: progress bar on vs off (more rounds);
+m. memory: peak RSS on 100 MiB, against a's 1 GiB;
+i. import: ``import vidnb`` vs ``import aiohttp``;
+h. hls: TS segments, fMP4 segments, a master with variants and an audio rendition (120 s
+   of 720p in 2 s segments, made with ffmpeg): vidnb to .ts and .mp4, ``vidnb get``,
+   ``yt-dlp -N HLS_SEGMENTS``, ``ffmpeg -i URL -c copy`` to .ts and to a faststart .mp4;
+t. hls-throttled: the first 20 TS segments through a per-connection limit that binds on
+   small files (``/paced/``: 2,048,000 B/s, sent 64 KiB at a time), with the limit for the
+   number of segments each tool fetches at once;
+r. remux: ``vidnb._playable.remux`` TS -> MP4 and video + audio -> MP4, against the ffmpeg
+   command line doing the same;
+w. pages: a page with a ``<video src>`` and one with a DASH manifest (video and audio
+   apart): ``vidnb.download(page_url)`` against ``yt-dlp PAGE_URL``; skipped, saying why,
+   while this tree's vidnb cannot download pages;
+s. start: ``vidnb --version`` and a one-file ``vidnb get`` against curl (shell only);
+o. storage: ``bench/bench_storage.py``'s report, when that file exists.
+
+Within a section every row runs once per round, in an order that reverses every round, and
+each ratio is the median over rounds of the per-round ratio, so the VM's drifts (often
++-50 %) hit both sides of a ratio alike. Every output is checked (size and sha256 the first
+time for plain files; for media, one file left, its length and streams by ffprobe) and
+deleted, then ``sync``.
 
 vidnb runs from this working tree with its bytecode cached in a private
-``PYTHONPYCACHEPREFIX`` (as an installed package would have it), so interpreter start-up
-and imports count, but not compiling the sources each time. Installs nothing: exits
-naming the Debian package when nginx or curl is missing, and leaves out rows for a
-missing wget or aria2c with a note.
+``PYTHONPYCACHEPREFIX`` (as an installed package has it). Installs nothing: exits naming the
+Debian package when nginx or curl is missing; without ffmpeg the media sections are left
+out, and without wget, aria2c or yt-dlp (``pip install yt-dlp``) their rows, each with a note.
 
 ``--baseline PATH`` adds, next to every vidnb row, a ``<name> [baseline]`` row running the
-same command with ``PYTHONPATH`` set to PATH, another checkout of vidnb (own bytecode cache
-too); the tables gain a ``this ÷ baseline`` column and the report ends with a table of
-those ratios. Before any timing, each vidnb command runs once per tree on a small file and
+same cell in a kernel of its own, or the same command, with PATH (another checkout of
+vidnb) in place of this tree; the tables gain a ``÷ baseline`` column and the report a
+table of those ratios. Before any timing each vidnb row runs once on a small target and
 must load every ``vidnb`` module from its own tree: the editable install's finder would
 otherwise fill a submodule missing from one tree with the other tree's copy, unnoticed.
 """
@@ -42,78 +66,90 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
+import textwrap
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as h  # noqa: E402
+import _media  # noqa: E402
+import _sections as S  # noqa: E402
+from _kernel import Kernel, KernelError  # noqa: E402
+from _report import (  # noqa: E402
+    BASELINE,
+    Competitor,
+    Section,
+    Tree,
+    both_ways,
+    fmt_ratio,
+    table,
+    targets_table,
+)
 
 REPO = Path(__file__).resolve().parent.parent
-PLAIN = str(Path(__file__).resolve().parent / "plain_aiohttp.py")
+STORAGE = Path(__file__).resolve().parent / "bench_storage.py"
 
-Argv = Callable[[str, Path], list[str]]  # (url or list file, destination) -> argv
-
-BASELINE = " [baseline]"  # suffix of a baseline twin's row name
-
-
-# eq=False: competitors are told apart by identity (a twin points at its row and back).
-@dataclass(eq=False)
-class Competitor:
-    name: str
-    argv: Argv
-    tag: str = ""  # short key used for ratios and targets
-    capture_stderr: bool = True
-    vidnb: bool = False  # runs vidnb: gets a baseline twin under --baseline
-    tree: Tree | None = None  # vidnb rows: the checkout it imports vidnb from
-    twin: Competitor | None = None  # on this tree's vidnb row: its baseline twin
-    walls: list[float | None] = field(default_factory=list)
-    cpus: list[float | None] = field(default_factory=list)
-    rss: list[float | None] = field(default_factory=list)
-    failure: str | None = None
-    verified: bool = False
-
-    def ok(self) -> list[float]:
-        return [w for w in self.walls if w is not None]
-
-
-@dataclass
-class Section:
-    key: str
-    title: str
-    competitors: list[Competitor]
-    target: str  # URL, or list file for batches
-    size: int  # bytes per run (all files)
-    check: Callable[[Competitor, Path], str | None]
-    rounds: int
-    probe: str = ""  # a small target of the same kind, to try each vidnb command before timing
-    notes: list[str] = field(default_factory=list)
+# Rounds per section: full run, --quick. --rounds N sets the timed sections to N (p: 2N+1).
+ROUNDS = {"a": (3, 1), "b": (3, 1), "c": (3, 1), "p": (7, 3), "m": (3, 1), "i": (25, 5), "h": (5, 1),
+          "t": (3, 1), "r": (5, 1), "w": (5, 1), "s": (15, 3)}
+FEATURE_MISSING = ("NotAVideoError", "MissingDependencyError")  # what a tree without pages raises
 
 
 # ---------------------------------------------------------------------------- setup
 
 
-def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true", help="small sizes and 2 rounds: a smoke run")
-    p.add_argument("--rounds", type=int, default=None, help="rounds per section (default 3; --quick 2)")
-    p.add_argument("--only", default="a,b,c,p,m,i", help="sections to run, e.g. a,b (default all)")
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="small sizes, one round: a smoke run (2-3 minutes)")
+    p.add_argument("--rounds", type=int, default=None, help="rounds per section (default 3-15 by section; --quick 1)")
+    p.add_argument("--only", default=",".join(S.NAMES),
+                   help="sections to run, letters or names: " + ", ".join(f"{k}={v}" for k, v in S.NAMES.items()))
     p.add_argument("--single-mib", type=int, default=None, help="section a file size (default 1024)")
     p.add_argument("--throttled-mib", type=int, default=None, help="section b file size (default 200)")
     p.add_argument("--batch-files", type=int, default=None, help="section c file count (default 1000)")
+    p.add_argument("--hls-seconds", type=int, default=None,
+                   help=f"length of the HLS streams, a multiple of {_media.UNIT_S} (default 120; --quick 20)")
+    p.add_argument("--paced-segments", type=int, default=None,
+                   help="segments in the throttled HLS stream (default 20; --quick 4)")
     p.add_argument("--out-dir", type=Path, default=None, help="where downloads go (default: a temp dir)")
     p.add_argument("--timeout", type=float, default=300.0, help="per-command timeout in seconds")
     p.add_argument("--baseline", type=Path, default=None, metavar="PATH",
                    help="another vidnb checkout: every vidnb row gets a twin running from PATH")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     q = a.quick
-    a.rounds = a.rounds or (2 if q else 3)
     a.single_mib = a.single_mib or (128 if q else 1024)
-    a.throttled_mib = a.throttled_mib or (40 if q else 200)
+    a.throttled_mib = a.throttled_mib or (24 if q else 200)
     a.batch_files = a.batch_files or (100 if q else 1000)
-    a.only = {s.strip() for s in a.only.split(",") if s.strip()}
+    a.hls_seconds = a.hls_seconds or (20 if q else 120)
+    a.paced_segments = a.paced_segments or (4 if q else 20)
+    if a.hls_seconds % _media.UNIT_S or a.hls_seconds <= 0:
+        p.error(f"--hls-seconds must be a positive multiple of {_media.UNIT_S}")
+    a.paced_segments = min(a.paced_segments, a.hls_seconds // _media.SEGMENT_S)
+    letters = {v: k for k, v in S.NAMES.items()}
+    only: set[str] = set()
+    for word in (w.strip().lower() for w in a.only.split(",")):
+        if not word:
+            continue
+        key = word if word in S.NAMES else letters.get(word)
+        if key is None:
+            p.error(f"--only: unknown section {word!r}; sections: "
+                    + ", ".join(f"{k} ({v})" for k, v in S.NAMES.items()))
+        only.add(key)
+    a.only = only
+    a.round_counts = {}
+    for key, (full, quick) in ROUNDS.items():
+        n = quick if q else full
+        if a.rounds and key in "abcmhtrw":
+            n = a.rounds
+        elif a.rounds and key == "p":
+            n = 2 * a.rounds + 1
+        elif a.rounds and key == "s":
+            n = max(a.rounds, 3)
+        a.round_counts[key] = n
     if a.baseline is not None:
         a.baseline = a.baseline.resolve()
         if not (a.baseline / "vidnb" / "__init__.py").is_file():
@@ -132,19 +168,15 @@ def vidnb_env(work: Path, tree: Path = REPO, cache: str = "pycache") -> dict[str
     return env
 
 
-@dataclass
-class Tree:
-    """One vidnb checkout as the bench's child processes see it."""
+def tools_env() -> dict[str, str]:
+    """The environment of the other tools: this one, without the bench's bytecode cache for vidnb.
 
-    path: Path
-    env: dict[str, str]
-    label: str  # for the report header: path and commit
-    has_many: bool = False  # public vidnb.download_many_sync exists
-
-
-# Printed by a probe run after the bench's own code: the file of every loaded vidnb module.
-_MODULE_REPORT = ("; import sys as _s; print(*sorted({getattr(m, '__file__', None) or '' "
-                  "for n, m in list(_s.modules.items()) if n.partition('.')[0] == 'vidnb'}), sep='\\n')")
+    yt-dlp (and plain aiohttp) then read the bytecode pip wrote at install, as they would
+    from a shell; under PYTHONPYCACHEPREFIX their first run would compile every module.
+    """
+    env = dict(os.environ)
+    env.pop("PYTHONPYCACHEPREFIX", None)
+    return env
 
 
 def open_tree(path: Path, env: dict[str, str], cwd: Path) -> Tree:
@@ -155,7 +187,7 @@ def open_tree(path: Path, env: dict[str, str], cwd: Path) -> Tree:
     """
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(path / "vidnb")], env=env, cwd=cwd,
                    check=True, stdout=subprocess.DEVNULL)
-    code = "import vidnb; print(vidnb.__file__); print(callable(getattr(vidnb, 'download_many_sync', None)))"
+    code = "import vidnb; print(vidnb.__file__); print(callable(getattr(vidnb, 'download_many', None)))"
     res = subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, capture_output=True, text=True)
     if res.returncode != 0:
         sys.exit(f"error: `import vidnb` from {path} failed: {h.error_summary(res.stderr, res.returncode)}")
@@ -181,8 +213,39 @@ def _git_head(path: Path) -> str:
     return f"HEAD {head}" + (" + uncommitted changes in vidnb/" if dirty else "")
 
 
+def find_tools(only: set[str]) -> tuple[S.Tools, list[str]]:
+    """The tools found, and a note for each one missing (rows or sections left out)."""
+    curl = h.require_tool("curl", "curl")
+    tools = S.Tools(curl, h.optional_tool("wget"), h.optional_tool("aria2c"), None, None)
+    missing = [f"{n} (Debian package {p})" for n, p, t in (("wget", "wget", tools.wget),
+                                                           ("aria2c", "aria2", tools.aria2c)) if not t]
+    if only & S.MEDIA_SECTIONS:
+        ffmpeg, ffprobe = h.optional_tool("ffmpeg"), h.optional_tool("ffprobe")
+        if ffmpeg and ffprobe:
+            tools.ffmpeg = ffmpeg
+        else:
+            missing.append("ffmpeg/ffprobe (Debian package ffmpeg): sections h, t, r, w left out")
+        # This Python's own yt-dlp script (not a version manager's shim, which adds its own start-up),
+        # else one on PATH, else the module.
+        own = Path(sysconfig.get_path("scripts")) / "yt-dlp"
+        found = str(own) if own.is_file() and os.access(own, os.X_OK) else shutil.which("yt-dlp")
+        if found:
+            tools.ytdlp = [found]
+        elif _importable("yt_dlp"):
+            tools.ytdlp = [sys.executable, "-m", "yt_dlp"]
+        else:
+            missing.append(f"yt-dlp ({S.YTDLP_HINT}): its rows left out")
+    return tools, missing
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 def add_twins(comps: list[Competitor], ours: Tree, base: Tree | None) -> list[Competitor]:
-    """*comps* with each vidnb row followed by its baseline twin (same argv, the baseline's tree).
+    """*comps* with each vidnb row followed by its baseline twin (same cell or argv, the baseline's tree).
 
     Adjacent, so within a round the two run back to back and share the machine's state of the moment.
     """
@@ -192,86 +255,139 @@ def add_twins(comps: list[Competitor], ours: Tree, base: Tree | None) -> list[Co
         if c.vidnb:
             c.tree = ours
             if base is not None:
-                c.twin = Competitor(c.name + BASELINE, c.argv, c.tag + BASELINE, c.capture_stderr, vidnb=True,
-                                    tree=base)
+                c.twin = Competitor(c.name + BASELINE, argv=c.argv, cell=c.cell, tag=c.tag + BASELINE,
+                                    capture_stderr=c.capture_stderr, vidnb=True, streams=c.streams,
+                                    output=c.output, tree=base, skipped=c.skipped)
                 out.append(c.twin)
     return out
-
-
-def probe(sec: Section, c: Competitor, out: Path, timeout: float) -> None:
-    """Run vidnb row *c*'s command once on the section's small target, untimed.
-
-    A command that fails marks the row failed (it is then skipped, as in a round). A vidnb
-    module loaded from outside the row's tree ends the bench: its numbers would be the other tree's.
-    """
-    assert c.tree is not None
-    dest = out / f"{sec.key}-probe"
-    clean(dest)
-    if sec.key == "c":
-        dest.mkdir(parents=True)
-    argv = c.argv(sec.probe, dest)
-    argv[argv.index("-c") + 1] += _MODULE_REPORT
-    try:
-        res = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=c.tree.env,
-                             cwd=dest.parent, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        c.failure = "probe on a small file timed out"
-        return
-    finally:
-        clean(dest)
-    if res.returncode != 0:
-        c.failure = f"probe on a small file: {h.error_summary(res.stderr, res.returncode)}"
-        return
-    own = c.tree.path / "vidnb"
-    strays = [f for f in res.stdout.splitlines() if f and not Path(f).resolve().is_relative_to(own)]
-    if strays:
-        sys.exit(f"error: {c.name!r} loaded {strays[0]}, outside {own} "
-                 f"({len(strays)} such modules); is a module missing from that tree?")
-
-
-def vidnb_single(progress: bool, connections: int | str = 1) -> Argv:
-    def build(url: str, dest: Path) -> list[str]:
-        code = (
-            f"import vidnb; vidnb.download_sync({url!r}, {str(dest)!r}, progress={progress}, "
-            f"connections={connections!r})"
-        )
-        return [sys.executable, "-c", code]
-
-    return build
-
-
-def vidnb_batch(listfile: str, dest: Path) -> list[str]:
-    code = (
-        "import sys, vidnb; urls = open(sys.argv[1]).read().split(); "
-        "vidnb.download_many_sync(urls, sys.argv[2], concurrency=16, progress=False)"
-    )
-    return [sys.executable, "-c", code, listfile, str(dest)]
 
 
 # ---------------------------------------------------------------------------- running
 
 
-def check_file(size: int, sha: str) -> Callable[[Competitor, Path], str | None]:
-    def check(c: Competitor, dest: Path) -> str | None:
-        if not dest.is_file():
-            return "no output file"
-        if (got := dest.stat().st_size) != size:
-            return f"size {got} != {size}"
-        if not c.verified:
-            c.verified = True
-            if h.sha256_file(dest) != sha:
-                return "sha256 mismatch"
-        return None
+@dataclass
+class Runner:
+    kernels: dict[Path, Kernel]  # tree path -> its kernel
+    ours: Kernel  # starts every process (as a notebook cell's !cmd)
+    env: dict[str, str]  # for the other tools
+    out: Path
+    timeout: float
 
-    return check
+    @property
+    def run_dir(self) -> Path:
+        return self.out / "run"
+
+    def fresh(self) -> Path:
+        clean(self.run_dir)
+        self.run_dir.mkdir(parents=True)
+        return self.run_dir
 
 
-def check_folder(names: Sequence[str], size: int) -> Callable[[Competitor, Path], str | None]:
-    def check(c: Competitor, dest: Path) -> str | None:
-        missing = [n for n in names if not (dest / n).is_file() or (dest / n).stat().st_size != size]
-        return f"{len(missing)} of {len(names)} files missing or short" if missing else None
+# Appended to a probe's ``python -c`` code: the file of every loaded vidnb module, one a line.
+_MODULE_REPORT = ("import sys as _s; print(*('VIDNB-MODULE ' + (getattr(m, '__file__', None) or '') "
+                  "for n, m in list(_s.modules.items()) if n.partition('.')[0] == 'vidnb'), sep='\\n')")
 
-    return check
+
+def _stray(files: Sequence[str], tree: Tree) -> list[str]:
+    own = tree.path / "vidnb"
+    return [f for f in files if f and not Path(f).resolve().is_relative_to(own)]
+
+
+def probe(sec: Section, c: Competitor, r: Runner) -> None:
+    """Run vidnb row *c* once on the section's small target, untimed (for a notebook row: its warm-up).
+
+    A row that fails is marked failed (and then skipped, as in a round). In a section of a
+    feature the tree may not have yet (``sec.optional``), a notebook row refused with
+    NotAVideoError or MissingDependencyError skips every vidnb row of that tree, saying why.
+    A vidnb module loaded from outside the row's tree ends the bench.
+    """
+    assert c.tree is not None
+    if c.skipped:
+        return
+    run_dir = r.fresh()
+    dest = run_dir / c.output if c.output else run_dir
+    try:
+        if c.cell is not None:
+            res = r.kernels[c.tree.path].cell(c.cell(sec.probe, dest), r.timeout)
+            problem, kind = res.error, res.error_type
+        else:
+            argv = c.argv(sec.probe, dest)  # type: ignore[misc]
+            at = argv.index("-c") + 1
+            argv[at] = f"try:\n{textwrap.indent(argv[at], '    ')}\nfinally:\n    {_MODULE_REPORT}"
+            try:
+                done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                      env=c.tree.env, cwd=run_dir, timeout=r.timeout)
+            except subprocess.TimeoutExpired:
+                problem, kind = "timed out", None
+            else:
+                problem = None if done.returncode == 0 else h.error_summary(done.stderr, done.returncode)
+                kind = None
+                files = [ln.removeprefix("VIDNB-MODULE ") for ln in done.stdout.splitlines()
+                         if ln.startswith("VIDNB-MODULE ")]
+                if strays := _stray(files, c.tree):
+                    sys.exit(f"error: {c.name!r} loaded {strays[0]}, outside {c.tree.path / 'vidnb'} "
+                             f"({len(strays)} such modules); is a module missing from that tree?")
+    finally:
+        clean(r.run_dir)
+    if problem is None:
+        return
+    if sec.optional and c.cell is not None and kind in FEATURE_MISSING:
+        for other in sec.competitors:
+            if other.vidnb and other.tree is c.tree:
+                other.skipped = f"this vidnb cannot download {sec.optional} yet"
+        sec.notes.append(f"Skipped: {c.name} from {c.tree.path} raised {problem.rstrip('.')}. These rows run once that "
+                         "tree's vidnb downloads them.")
+        return
+    c.failure = f"probe: {problem}"
+
+
+def run_one(sec: Section, c: Competitor, r: Runner) -> None:
+    run_dir = r.fresh()
+    dest = run_dir / c.output if c.output else run_dir
+    problem: str | None
+    if c.cell is not None:
+        assert c.tree is not None
+        cres = r.kernels[c.tree.path].cell(c.cell(sec.target, dest), r.timeout)
+        problem = cres.error
+        wall, cpu, rss, base = cres.wall_s, cres.cpu_s, cres.peak_rss_mib, cres.base_rss_mib
+    else:
+        assert c.argv is not None
+        res = r.ours.run(c.argv(sec.target, dest), env=c.tree.env if c.tree else r.env, cwd=run_dir,
+                         timeout=r.timeout, capture_stderr=c.capture_stderr)
+        problem = None if res.ok else h.error_summary(res.stderr, res.returncode)
+        wall, cpu, rss, base = res.wall_s, res.cpu_s, res.maxrss_mib, None
+    if problem is None:
+        problem = sec.check(c, dest)
+    clean(run_dir)
+    if problem:
+        c.failure = c.failure or problem
+        c.record(None)
+        return
+    c.record(wall, cpu, rss, base)
+
+
+def run_section(sec: Section, r: Runner) -> None:
+    print(f"== {sec.key}. {sec.title}", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    for c in sec.competitors:
+        if c.vidnb:
+            probe(sec, c, r)
+    for tree_path, kernel in r.kernels.items():
+        tree = next((c.tree for c in sec.competitors if c.tree and c.tree.path == tree_path), None)
+        if tree is not None and (strays := _stray(kernel.modules(), tree)):
+            sys.exit(f"error: the kernel for {tree_path} loaded {strays[0]}, outside its tree")
+    for rnd in range(sec.rounds):
+        order = sec.competitors if rnd % 2 == 0 else sec.competitors[::-1]
+        for c in order:
+            if c.skipped or (c.failure and not c.ok()):
+                c.record(None)  # broken from the start: don't burn time
+                continue
+            run_one(sec, c, r)
+            w = c.walls[-1]
+            label = f"{c.name} ({c.where})"
+            print(f"  round {rnd + 1}/{sec.rounds} {label:<58} "
+                  + (f"{w:7.3f} s" if w is not None else f"FAILED: {c.failure}"), file=sys.stderr, flush=True)
+    print(f"   ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
 
 
 def clean(dest: Path) -> None:
@@ -279,278 +395,11 @@ def clean(dest: Path) -> None:
         shutil.rmtree(dest, ignore_errors=True)
     else:
         h.remove_quietly(dest)
-        for extra in dest.parent.glob(dest.name + ".aria2"):
-            extra.unlink()
     # Flush the deleted data's write-back now, so it is not billed to the next run.
     os.sync()
 
 
-def run_one(sec: Section, c: Competitor, dest: Path, env: dict[str, str], timeout: float) -> None:
-    clean(dest)
-    if sec.key == "c":
-        dest.mkdir(parents=True)
-    res = h.time_command(c.argv(sec.target, dest), capture_stderr=c.capture_stderr,
-                         env=c.tree.env if c.tree else env, cwd=dest.parent, timeout=timeout)
-    problem = None if res.ok else h.error_summary(res.stderr, res.returncode)
-    if problem is None:
-        problem = sec.check(c, dest)
-    clean(dest)
-    if problem:
-        c.failure = c.failure or problem
-        c.walls.append(None)
-        c.cpus.append(None)
-        c.rss.append(None)
-        return
-    c.walls.append(res.wall_s)
-    c.cpus.append(res.cpu_s)
-    c.rss.append(res.maxrss_mib)
-
-
-def run_section(sec: Section, out: Path, env: dict[str, str], timeout: float) -> None:
-    print(f"== {sec.key}. {sec.title}", file=sys.stderr, flush=True)
-    for c in sec.competitors:
-        if c.vidnb:
-            probe(sec, c, out, timeout)
-    for rnd in range(sec.rounds):
-        order = sec.competitors if rnd % 2 == 0 else sec.competitors[::-1]
-        for c in order:
-            if c.failure and not c.ok():
-                c.walls.append(None)  # broken from the start: don't burn time
-                c.cpus.append(None)
-                c.rss.append(None)
-                continue
-            run_one(sec, c, out / f"{sec.key}-out", env, timeout)
-            w = c.walls[-1]
-            print(f"  round {rnd + 1}/{sec.rounds} {c.name:<46} "
-                  + (f"{w:7.3f} s" if w is not None else f"FAILED: {c.failure}"), file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------------------- reporting
-
-
-def ratio(a: Competitor, b: Competitor, attr: str = "walls") -> float:
-    return h.paired_ratio(getattr(a, attr), getattr(b, attr))
-
-
-def fmt_ratio(x: float) -> str:
-    return "" if x != x else f"{x:.2f}"
-
-
-def table(sec: Section, refs: Sequence[Competitor]) -> str:
-    headers = ["competitor", "wall s", "MB/s", "CPU s", "peak RSS MiB"] + [f"{r.name} ÷ this" for r in refs]
-    twins = any(c.twin for c in sec.competitors)
-    if twins:
-        headers.append("this ÷ baseline")
-    rows: list[list[object]] = []
-    for c in sec.competitors:
-        ok = c.ok()
-        vs_base: list[object] = [fmt_ratio(ratio(c, c.twin)) if c.twin else ""] if twins else []
-        if not ok:
-            rows.append([c.name, f"failed: {c.failure}", "", "", ""] + [""] * len(refs) + vs_base)
-            continue
-        wall = h.median(ok)
-        name = c.name if not c.failure else f"{c.name} ({len(ok)}/{len(c.walls)} ok: {c.failure})"
-        rows.append([
-            name,
-            f"{wall:.2f}",
-            f"{sec.size / h.MB / wall:.0f}",
-            f"{h.median([x for x in c.cpus if x is not None]):.2f}",
-            f"{max(x for x in c.rss if x is not None):.0f}",
-        ] + [("1" if r is c else fmt_ratio(ratio(r, c))) for r in refs] + vs_base)
-    return h.markdown_table(headers, rows)
-
-
-def baseline_table(sections: dict[str, Section], imports: ImportCost | None) -> str:
-    """This tree's vidnb rows against their baseline twins: wall medians and the spread of per-round ratios."""
-    pairs: list[tuple[str, str, Sequence[float | None], Sequence[float | None]]] = [
-        (key, c.name, c.walls, c.twin.walls) for key, sec in sections.items() for c in sec.competitors if c.twin]
-    if imports is not None and imports.baseline:
-        pairs.append(("i", "python -c 'import vidnb'", imports.vidnb, imports.baseline))
-    rows: list[list[object]] = []
-    for key, name, ours, base in pairs:
-        per_round = h.paired_ratios(ours, base)
-        spread = f"{min(per_round):.2f}-{max(per_round):.2f}" if per_round else ""
-        rows.append([key, name, _median_s(ours), _median_s(base), fmt_ratio(h.median(per_round)), spread,
-                     f"{len(per_round)}/{len(ours)}"])
-    return h.markdown_table(["section", "row", "this s", "baseline s", "this ÷ baseline", "min-max", "rounds"],
-                            rows)
-
-
-def _median_s(walls: Sequence[float | None]) -> str:
-    ok = [w for w in walls if w is not None]
-    return f"{h.median(ok):.3f}" if ok else "failed"
-
-
-def find(sec: Section | None, tag: str) -> Competitor | None:
-    if sec is None:
-        return None
-    return next((c for c in sec.competitors if c.tag == tag and c.ok()), None)
-
-
-# ---------------------------------------------------------------------------- main
-
-
-def main() -> int:
-    args = parse_args()
-    nginx = h.require_tool("nginx", "nginx-light", ["/usr/sbin/nginx"])
-    curl = h.require_tool("curl", "curl")
-    wget = h.optional_tool("wget")
-    aria2c = h.optional_tool("aria2c")
-    optional = (("wget", "wget", wget), ("aria2c", "aria2", aria2c))
-    missing = [f"{n} (Debian package {p})" for n, p, t in optional if not t]
-
-    work = Path(tempfile.mkdtemp(prefix="vidnb-bench-"))
-    os.chmod(work, 0o755)
-    out = (args.out_dir.resolve() if args.out_dir else work / "out")
-    out.mkdir(parents=True, exist_ok=True)
-    env = vidnb_env(work)
-    data = work / "data"
-    data.mkdir()
-    os.chmod(data, 0o755)
-    t_start = time.monotonic()
-    sections: dict[str, Section] = {}
-    extra: dict[str, object] = {}
-
-    def make(name: str, size: int) -> tuple[str, str]:
-        path = h.make_data_file(data / name, size)
-        os.chmod(path, 0o644)
-        return name, h.sha256_file(path)
-
-    try:
-        ours = open_tree(REPO, env, out)
-        base = (open_tree(args.baseline, vidnb_env(work, args.baseline, "pycache-baseline"), out)
-                if args.baseline else None)
-        print(f"vidnb from {ours.label}" + (f", baseline from {base.label}" if base else ""),
-              file=sys.stderr, flush=True)
-        print("generating data ...", file=sys.stderr, flush=True)
-        probe_name, _ = make("probe.mp4", h.MIB)
-        single_size = args.single_mib * h.MIB
-        thr_size = args.throttled_mib * h.MIB
-        if args.only & {"a", "p", "m"}:
-            single_name, single_sha = make("single.mp4", single_size)
-        if "b" in args.only:
-            thr_name, thr_sha = make("throttled.mp4", thr_size)
-        if "m" in args.only:
-            small_name, small_sha = make("small.mp4", 100 * h.MIB)
-        batch_names = [f"b{i:04d}.mp4" for i in range(args.batch_files)]
-        if "c" in args.only:
-            (data / "batch").mkdir()
-            os.chmod(data / "batch", 0o755)
-            for n in batch_names:
-                os.chmod(h.make_data_file(data / "batch" / n, h.MIB), 0o644)
-
-        with h.running_nginx(data, prefix=work / "nginx", nginx=nginx) as srv:
-            # Untimed warm-up: page cache, nginx's first request, the filesystem's first big file.
-            for name in [n for n in ("single.mp4", "throttled.mp4", "small.mp4") if (data / n).exists()]:
-                h.time_command([curl, "-s", "-o", "/dev/null", srv.url(name)])
-            probe_url = srv.url(probe_name)
-
-            def curl1(url: str, dest: Path) -> list[str]:
-                return [curl, "-s", "-f", "-o", str(dest), url]
-
-            def wget1(url: str, dest: Path) -> list[str]:
-                return [wget, "-q", "-O", str(dest), url]  # type: ignore[list-item]
-
-            def aria(n: int) -> Argv:
-                return lambda url, dest: [aria2c, "-q", f"-x{n}", f"-s{n}", "-k1M", "--file-allocation=none",  # type: ignore[list-item]
-                                          "--allow-overwrite=true", "--auto-file-renaming=false",
-                                          "-d", str(dest.parent), "-o", dest.name, url]
-
-            def plain(n: int = 1) -> Argv:
-                if n == 1:
-                    return lambda url, dest: [sys.executable, PLAIN, "single", url, str(dest)]
-                return lambda url, dest: [sys.executable, PLAIN, "ranges", url, str(dest), str(n)]
-
-            if "a" in args.only:
-                comps = [
-                    Competitor("vidnb (progress on)", vidnb_single(True), "vidnb", capture_stderr=False, vidnb=True),
-                    Competitor("vidnb (progress off)", vidnb_single(False), "vidnb-quiet", vidnb=True),
-                    Competitor("curl", curl1, "curl"),
-                ]
-                if wget:
-                    comps.append(Competitor("wget", wget1, "wget"))
-                if aria2c:
-                    comps.append(Competitor("aria2c -x1", aria(1), "aria2c"))
-                comps.append(Competitor("plain aiohttp (iter_any + write)", plain(), "aiohttp"))
-                sections["a"] = Section("a", f"{args.single_mib} MiB, one stream, unthrottled",
-                                        add_twins(comps, ours, base), srv.url(single_name), single_size,
-                                        check_file(single_size, single_sha), args.rounds, probe_url)
-            if "b" in args.only:
-                url = srv.url(thr_name, throttled=True)
-                comps = [Competitor(f"vidnb connections={n}", vidnb_single(False, n), f"vidnb-{n}", vidnb=True)
-                         for n in (1, 4, 8, 16)]
-                comps.append(Competitor('vidnb connections="auto"', vidnb_single(False, "auto"), "vidnb-auto",
-                                        vidnb=True))
-                comps.append(Competitor("curl", curl1, "curl"))
-                if aria2c:
-                    comps += [Competitor("aria2c -x8 -s8 -k1M", aria(8), "aria2c-8"),
-                              Competitor("aria2c -x16 -s16 -k1M", aria(16), "aria2c-16")]
-                comps.append(Competitor("plain aiohttp, 8 ranges + pwrite", plain(8), "aiohttp-8"))
-                sections["b"] = Section("b", f"{args.throttled_mib} MiB through limit_rate 20m per connection",
-                                        add_twins(comps, ours, base), url, thr_size, check_file(thr_size, thr_sha),
-                                        args.rounds, srv.url(probe_name, throttled=True))
-            if "c" in args.only:
-                listfile = work / "urls.txt"
-                urls = [srv.url(f"batch/{n}") for n in batch_names]
-                listfile.write_text("\n".join(urls) + "\n")
-                probe_list = work / "probe-urls.txt"
-                probe_list.write_text("\n".join(urls[:2]) + "\n")
-                curlcfg = work / "curl.cfg"
-                comps = []
-                if ours.has_many:
-                    comps.append(Competitor("vidnb.download_many (16)", vidnb_batch, "vidnb", vidnb=True))
-                comps.append(Competitor(
-                    "curl --parallel --parallel-max 16",
-                    lambda lf, dest: _curl_batch(curl, curlcfg, urls, dest), "curl"))
-                if aria2c:
-                    comps.append(Competitor(
-                        "aria2c -j16 -i list",
-                        lambda lf, dest: [aria2c, "-q", "-j16", "-i", lf, "-d", str(dest),  # type: ignore[list-item]
-                                          "--file-allocation=none", "--allow-overwrite=true",
-                                          "--auto-file-renaming=false"], "aria2c"))
-                comps.append(Competitor("plain aiohttp, 16 at once",
-                                        lambda lf, dest: [sys.executable, PLAIN, "many", lf, str(dest), "16"],
-                                        "aiohttp"))
-                # A baseline without download_many gets no twin row, and a note instead.
-                sec = Section("c", f"{args.batch_files} x 1 MiB, 16 at a time",
-                              add_twins(comps, ours, base if base and base.has_many else None), str(listfile),
-                              args.batch_files * h.MIB, check_folder(batch_names, h.MIB), args.rounds,
-                              str(probe_list))
-                if not ours.has_many:
-                    sec.notes.append("vidnb: not available (this tree has no vidnb.download_many_sync).")
-                if base and not base.has_many:
-                    sec.notes.append(f"vidnb{BASELINE}: not available ({base.path} has no vidnb.download_many_sync).")
-                sections["c"] = sec
-            if "p" in args.only:
-                # The difference is a few per cent: more, shorter rounds than section a.
-                comps = [Competitor("vidnb progress on", vidnb_single(True), "on", capture_stderr=False, vidnb=True),
-                         Competitor("vidnb progress off", vidnb_single(False), "off", vidnb=True)]
-                sections["p"] = Section("p", f"progress on vs off ({args.single_mib} MiB)",
-                                        add_twins(comps, ours, base), srv.url(single_name), single_size,
-                                        check_file(single_size, single_sha), args.rounds * 2 + 1, probe_url)
-            if "m" in args.only:
-                comps = [Competitor("vidnb 100 MiB", vidnb_single(True), "small", capture_stderr=False, vidnb=True)]
-                sections["m"] = Section("m", "peak RSS, 100 MiB file", add_twins(comps, ours, base),
-                                        srv.url(small_name), 100 * h.MIB, check_file(100 * h.MIB, small_sha),
-                                        args.rounds, probe_url)
-
-            for key in "abcpm":
-                if key in sections:
-                    run_section(sections[key], out, env, args.timeout)
-            nginx_version = h.tool_version([nginx, "-v"]).split("/")[-1]
-        if "i" in args.only:
-            extra["import"] = import_cost(ours, base, work, 10 if args.quick else 25)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-    report(args, sections, extra, nginx_version, curl, wget, aria2c, missing, time.monotonic() - t_start,
-           ours, base)
-    return 0
-
-
-def _curl_batch(curl: str, cfg: Path, urls: Sequence[str], dest: Path) -> list[str]:
-    cfg.write_text("".join(f'url = "{u}"\noutput = "{dest / u.rsplit("/", 1)[-1]}"\n' for u in urls))
-    return [curl, "-s", "-f", "--parallel", "--parallel-max", "16", "-K", str(cfg)]
+# ---------------------------------------------------------------------------- import cost, storage
 
 
 @dataclass
@@ -585,43 +434,202 @@ def import_cost(ours: Tree, base: Tree | None, cwd: Path, rounds: int) -> Import
     return cost
 
 
-def report(args: argparse.Namespace, sections: dict[str, Section], extra: dict[str, object], nginx_version: str,
-           curl: str, wget: str | None, aria2c: str | None, missing: list[str], took: float, ours: Tree,
+def storage_report(quick: bool, env: dict[str, str], timeout: float) -> str:
+    """The object-storage line: ``python bench/bench_storage.py [--quick]``'s output, or why there is none.
+
+    The hook for ``bench/bench_storage.py``: it is run as a script and whatever it prints on
+    stdout, markdown, goes into the report. For ``--quick``, it gets ``--quick`` when its text
+    mentions that flag, else ``--files 100 --rounds 1`` when it mentions those.
+    """
+    if not STORAGE.is_file():
+        return "No `bench/bench_storage.py` in this tree: no object-storage rows."
+    text = STORAGE.read_text()
+    flags: list[str] = []
+    if quick and "--quick" in text:
+        flags = ["--quick"]
+    elif quick and "--files" in text and "--rounds" in text:
+        flags = ["--files", "100", "--rounds", "1"]
+    argv = [sys.executable, str(STORAGE), *flags]
+    print(f"== o. {' '.join(argv[1:])}", file=sys.stderr, flush=True)
+    try:
+        res = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout * 4, cwd=REPO)
+    except subprocess.TimeoutExpired:
+        return f"`{' '.join(argv[1:])}` timed out."
+    if res.returncode != 0:
+        return f"`{' '.join(argv[1:])}` failed: {h.error_summary(res.stderr, res.returncode)}"
+    return res.stdout.strip()
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    nginx = h.require_tool("nginx", "nginx-light", ["/usr/sbin/nginx"])
+    tools, missing = find_tools(args.only)
+    only = set(args.only)
+    if not tools.ffmpeg:
+        only -= S.MEDIA_SECTIONS
+
+    work = Path(tempfile.mkdtemp(prefix="vidnb-bench-"))
+    os.chmod(work, 0o755)
+    out = (args.out_dir.resolve() if args.out_dir else work / "out")
+    out.mkdir(parents=True, exist_ok=True)
+    env = vidnb_env(work)
+    data = work / "data"
+    data.mkdir()
+    os.chmod(data, 0o755)
+    t_start = time.monotonic()
+    sections: dict[str, Section] = {}
+    extra: dict[str, object] = {}
+    kernels: dict[Path, Kernel] = {}
+    storage = ""
+
+    def make(name: str, size: int) -> tuple[str, int, str]:
+        path = h.make_data_file(data / name, size)
+        os.chmod(path, 0o644)
+        return name, size, h.sha256_file(path)
+
+    try:
+        ours = open_tree(REPO, env, out)
+        base = (open_tree(args.baseline, vidnb_env(work, args.baseline, "pycache-baseline"), out)
+                if args.baseline else None)
+        print(f"vidnb from {ours.label}" + (f", baseline from {base.label}" if base else ""),
+              file=sys.stderr, flush=True)
+        print("(all sections: about 15 minutes on a quiet 2-core VM; --quick 2-3)", file=sys.stderr, flush=True)
+        for note in missing:
+            print(f"not installed, left out: {note}", file=sys.stderr, flush=True)
+        for tree in filter(None, (ours, base)):
+            k = Kernel(tree.env, out, work / f"kernel-{len(kernels)}.log")
+            kernels[tree.path] = k
+            if not Path(k.vidnb_file).resolve().is_relative_to(tree.path / "vidnb"):
+                sys.exit(f"error: the kernel for {tree.path} imported {k.vidnb_file}")
+        runner = Runner(kernels, kernels[REPO], tools_env(), out, args.timeout)
+        print("generating data ...", file=sys.stderr, flush=True)
+        ctx = S.Ctx(url=lambda *a, **k: "", tools=tools, rounds=args.round_counts.__getitem__, work=work,
+                    has_many=ours.has_many)
+        options = "__import__('importlib').import_module('vidnb._options')"
+        ctx.hls_segments = int(runner.ours.eval(f"getattr({options}, 'HLS_SEGMENTS', 4)"))
+        ctx.auto_max = int(runner.ours.eval(f"getattr({options}, 'AUTO_MAX', 16)"))
+        ctx.files["probe"] = make("probe.mp4", h.MIB)
+        if only & {"a", "p"}:
+            ctx.files["single"] = make("single.mp4", args.single_mib * h.MIB)
+        if "b" in only:
+            ctx.files["throttled"] = make("throttled.mp4", args.throttled_mib * h.MIB)
+        if "m" in only:
+            ctx.files["small"] = make("small.mp4", 100 * h.MIB)
+        if "c" in only:
+            ctx.batch_names = [f"b{i:04d}.mp4" for i in range(args.batch_files)]
+            (data / "batch").mkdir()
+            os.chmod(data / "batch", 0o755)
+            for n in ctx.batch_names:
+                os.chmod(h.make_data_file(data / "batch" / n, h.MIB), 0o644)
+        if only & S.MEDIA_SECTIONS:
+            t0 = time.monotonic()
+            ctx.media = _media.make_media(data, args.hls_seconds, args.paced_segments)
+            print(f"   media made in {time.monotonic() - t0:.0f} s", file=sys.stderr, flush=True)
+
+        with h.running_nginx(data, prefix=work / "nginx", nginx=nginx) as srv:
+            ctx.url = srv.url
+            # Untimed warm-up: page cache, nginx's first request, the filesystem's first big file.
+            for name in ("single.mp4", "throttled.mp4", "small.mp4"):
+                if (data / name).exists():
+                    h.time_command([tools.curl, "-s", "-o", "/dev/null", srv.url(name)])
+            if ctx.media is not None:
+                for f in (data / "media").rglob("*"):
+                    if f.is_file():
+                        f.read_bytes()
+            for key in "abcpmhtrws":
+                if key in only:
+                    for sec in S.BUILDERS[key](ctx):
+                        # A baseline without download_many gets no twin rows in the batch, and a note instead.
+                        no_many = sec.key == "c" and base is not None and not base.has_many
+                        sec.competitors = add_twins(sec.competitors, ours, None if no_many else base)
+                        if no_many and base is not None:
+                            sec.notes.append(f"vidnb{BASELINE}: not available ({base.path} has no download_many).")
+                        sections[sec.key] = sec
+                        run_section(sec, runner)
+            nginx_version = h.tool_version([nginx, "-v"]).split("/")[-1]
+        if "i" in only:
+            cost = import_cost(ours, base, work, args.round_counts["i"])
+            extra["import"] = cost
+            aiohttp_ms = 1000 * h.median([w for w in cost.aiohttp if w is not None])
+            extra["import_extra_ms"] = (cost.extra_ms, aiohttp_ms)
+        if "o" in only:
+            storage = storage_report(args.quick, env, args.timeout)
+    except KernelError as exc:
+        sys.exit(f"error: {exc}")
+    finally:
+        for k in kernels.values():
+            k.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+    report(args, sections, extra, storage, nginx_version, tools, missing, time.monotonic() - t_start, ours, base)
+    return 0
+
+
+# ---------------------------------------------------------------------------- report
+
+
+def report(args: argparse.Namespace, sections: dict[str, Section], extra: dict[str, object], storage: str,
+           nginx_version: str, tools: S.Tools, missing: list[str], took: float, ours: Tree,
            base: Tree | None) -> None:
-    versions = {"nginx": nginx_version, "curl": h.tool_version([curl, "--version"]).split()[1]}
-    if wget:
-        versions["wget"] = h.tool_version([wget, "--version"]).split()[2]
-    if aria2c:
-        versions["aria2c"] = h.tool_version([aria2c, "--version"]).split()[-1]
+    versions = {"nginx": nginx_version, "curl": h.tool_version([tools.curl, "--version"]).split()[1]}
+    if tools.wget:
+        versions["wget"] = h.tool_version([tools.wget, "--version"]).split()[2]
+    if tools.aria2c:
+        versions["aria2c"] = h.tool_version([tools.aria2c, "--version"]).split()[-1]
+    if tools.ffmpeg and any(k[0] in S.MEDIA_SECTIONS for k in sections):
+        versions["ffmpeg"] = h.tool_version([tools.ffmpeg, "-version"]).split()[2]
+        if tools.ytdlp:
+            versions["yt-dlp"] = h.tool_version([*tools.ytdlp, "--version"])
     import aiohttp  # noqa: F401 - only for its version in the header
 
     versions["aiohttp"] = sys.modules["aiohttp"].__version__
-    cpu = _cpu_model()
+    rounds = sorted(set(args.round_counts[k[0]] for k in sections))
     print()
     print(f"**vidnb bench** ({'quick' if args.quick else 'full'} run, {took / 60:.1f} min): "
-          + h.machine_info({"cpu": cpu, **versions, "rounds": str(args.rounds)}))
+          + h.machine_info({"cpu": _cpu_model(), **versions, "load": f"{os.getloadavg()[0]:.2f}",
+                            "rounds": "/".join(map(str, rounds))}))
     print()
     print(f"vidnb: {ours.label}" + (f"; baseline (`{BASELINE.strip()}` rows): {base.label}" if base else ""))
     print()
-    print("Wall and CPU (user+sys) are medians over rounds; MB = 10^6 bytes; peak RSS is the largest seen. "
-          "`X ÷ this` is the median over rounds of X's wall time divided by this row's in the same round "
-          "(below 1: X is faster).")
-    refs_for = {"a": ["vidnb"], "b": ["vidnb-8", "vidnb-auto"], "c": ["vidnb"], "p": ["on"], "m": []}
+    print("Column `notebook`: vidnb in a warm interpreter (imported, one event loop; each download a cell "
+          "`await vidnb.download(...)`), the other tools started from it as `!tool` in a cell would be. "
+          "Column `shell`: vidnb as a new process. `both`: another tool, started once per round; its figures "
+          "serve both columns. Wall and CPU (user+sys; a notebook row's is the kernel's, all threads) are medians "
+          "over rounds; MB = 10^6 bytes; peak RSS is the largest seen (a notebook row: the kernel's peak during the "
+          "cell, and in brackets how far above the kernel's RSS before it). `÷ X` is the median over rounds of "
+          "this row's wall time divided by X's in the same round (below 1: this row is faster).")
     for key, sec in sections.items():
         print()
         print(f"### {key}. {sec.title}")
         print()
-        refs = [c for t in refs_for[key] if (c := find(sec, t))]
-        print(table(sec, refs))
+        print(table(sec))
         for note in sec.notes:
             print(f"\n{note}")
+    if isinstance(imp := extra.get("import"), ImportCost):
+        print()
+        print("### i. import time")
+        print()
+        print(h.markdown_table(["python -c", "wall s (median)"],
+                               [["import aiohttp", f"{h.median([w for w in imp.aiohttp if w]):.3f}"],
+                                ["import vidnb", f"{h.median([w for w in imp.vidnb if w]):.3f}"]]))
+    if storage:
+        print()
+        print("### o. object storage")
+        print()
+        print(storage)
     if missing:
-        print(f"\nNot installed, rows left out: {', '.join(missing)}.")
+        print(f"\nNot installed, left out: {'; '.join(missing)}.")
     print()
-    print("### Targets")
+    print("### Both ways")
     print()
-    rows = targets(sections, extra)
-    print(h.markdown_table(["target", "measured", "met"], rows))
+    print(both_ways(sections))
+    print()
+    print("### Earlier targets")
+    print()
+    print(targets_table(S.earlier_targets(sections, extra)))
     if base is not None:
         imports = extra.get("import")
         print()
@@ -631,44 +639,35 @@ def report(args: argparse.Namespace, sections: dict[str, Section], extra: dict[s
               "median and min-max over rounds (below 1: this tree is faster).")
         print()
         print(baseline_table(sections, imports if isinstance(imports, ImportCost) else None))
+    print()
+    print("### Targets")
+    print()
+    if args.quick:
+        print("A quick run: small sizes and one round, so these say that every row works, not how fast it is; "
+              "the targets are for the full run's sizes.\n")
+    print(targets_table(S.targets(sections, extra)))
 
 
-def targets(sections: dict[str, Section], extra: dict[str, object]) -> list[list[str]]:
-    rows: list[list[str]] = []
+def baseline_table(sections: dict[str, Section], imports: ImportCost | None) -> str:
+    """This tree's vidnb rows against their baseline twins: wall medians and the spread of per-round ratios."""
+    pairs: list[tuple[str, str, Sequence[float | None], Sequence[float | None]]] = [
+        (key, f"{c.name} ({c.where})", c.walls, c.twin.walls)
+        for key, sec in sections.items() for c in sec.competitors if c.twin]
+    if imports is not None and imports.baseline:
+        pairs.append(("i", "python -c 'import vidnb'", imports.vidnb, imports.baseline))
+    rows: list[list[object]] = []
+    for key, name, ours, base in pairs:
+        per_round = h.paired_ratios(ours, base)
+        spread = f"{min(per_round):.2f}-{max(per_round):.2f}" if per_round else ""
+        rows.append([key, name, _median_s(ours), _median_s(base), fmt_ratio(h.median(per_round)), spread,
+                     f"{len(per_round)}/{len(ours)}"])
+    return h.markdown_table(["section", "row", "this s", "baseline s", "this ÷ baseline", "min-max", "rounds"],
+                            rows)
 
-    def add(what: str, value: float, limit: float, unit: str = "x") -> None:
-        if value != value:
-            rows.append([what, "n/a", ""])
-            return
-        shown = f"{value:.2f}{unit}" if unit == "x" else f"{value:.1f} {unit}"
-        rows.append([what, shown, "yes" if value <= limit else "no"])
 
-    a, b, p, m = (sections.get(k) for k in "abpm")
-    if (v := find(a, "vidnb")) and (c := find(a, "curl")):
-        add("a. vidnb (progress on) wall <= 1.0x curl (stretch 0.8x)", ratio(v, c), 1.0)
-    if (v := find(b, "vidnb-8")) and (c := find(b, "aria2c-8")):
-        add("b. vidnb connections=8 <= 1.05x aria2c -x8 -s8 -k1M", ratio(v, c), 1.05)
-    if b is not None and (auto := find(b, "vidnb-auto")):
-        fixed = [c for t in ("vidnb-1", "vidnb-4", "vidnb-8", "vidnb-16") if (c := find(b, t))]
-        best = [min((c.walls[i] for c in fixed if c.walls[i] is not None), default=None)
-                for i in range(len(auto.walls))]
-        add("b. connections=\"auto\" within 1.15x of the best fixed count (per round)",
-            h.paired_ratio(auto.walls, best), 1.15)
-    if (on := find(p, "on")) and (off := find(p, "off")):
-        add("progress on costs < 3 % wall vs off (wall ratio)", ratio(on, off), 1.03)
-        add("progress on vs off, CPU seconds ratio", ratio(on, off, "cpus"), 1.03)
-    big = find(a, "vidnb")
-    small = find(m, "small")
-    if big:
-        add("peak RSS < 80 MB (1 GiB file), MB", max(x for x in big.rss if x) * h.MIB / h.MB, 80, "MB")
-    if big and small:
-        add("peak RSS 1 GiB / 100 MiB within 10 %", max(x for x in big.rss if x) / max(x for x in small.rss if x),
-            1.10)
-    imp = extra.get("import")
-    if isinstance(imp, ImportCost):
-        aiohttp_ms = 1000 * h.median([w for w in imp.aiohttp if w is not None])
-        add(f"`import vidnb` minus `import aiohttp` ({aiohttp_ms:.0f} ms) <= 50 ms", imp.extra_ms, 50, "ms")
-    return rows
+def _median_s(walls: Sequence[float | None]) -> str:
+    ok = [w for w in walls if w is not None]
+    return f"{h.median(ok):.3f}" if ok else "failed"
 
 
 def _cpu_model() -> str:
