@@ -543,6 +543,8 @@ def kept_fragments(folder: Path, media: Path) -> dict[str, int]:
     """
     kept: dict[str, int] = {}
     for done in folder.iterdir():  # a stream already complete, kept as a file of its own
+        if done.suffix in (".part", ".json"):
+            continue  # a .part vouches for nothing by its size: its record says what it holds
         for rep in ("0", "1", "2"):
             frags = ps.dash_segments(media, rep)
             if done.is_file() and done.stat().st_size == sum((media / rel).stat().st_size for rel in frags):
