@@ -47,13 +47,14 @@ def have_ffmpeg() -> bool:
     return shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
 
 
-def _ffmpeg(*args: str | Path) -> None:
+def ffmpeg(*args: str | Path) -> None:
+    """Run ffmpeg quietly (the media of the HLS and page tests is made with it)."""
     subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *map(str, args)], check=True)
 
 
 def _hls(src: Path, out: Path, *extra: str, segment: str = "seg%d.ts") -> None:
     out.mkdir(parents=True, exist_ok=True)
-    _ffmpeg(
+    ffmpeg(
         "-i", src, "-c", "copy", *extra,
         "-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod",
         "-hls_segment_filename", out / segment, out / "index.m3u8",
@@ -65,9 +66,9 @@ def build(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     mezz = root / "mezzanine.mp4"
     keyframes = ("-c:v", "libx264", "-g", "24", "-keyint_min", "24", "-sc_threshold", "0", "-c:a", "aac")
-    _ffmpeg("-i", sample_path("sample.mp4"), *keyframes, mezz)
+    ffmpeg("-i", sample_path("sample.mp4"), *keyframes, mezz)
     small = root / "small.mp4"
-    _ffmpeg("-i", sample_path("sample.mp4"), "-vf", "scale=160:120", "-b:v", "80k", *keyframes, "-b:a", "32k", small)
+    ffmpeg("-i", sample_path("sample.mp4"), "-vf", "scale=160:120", "-b:v", "80k", *keyframes, "-b:a", "32k", small)
 
     _hls(mezz, root / "ts")
     _hls(mezz, root / "fmp4", "-hls_segment_type", "fmp4", "-hls_fmp4_init_filename", "init.mp4", segment="seg%d.m4s")

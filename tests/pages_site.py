@@ -35,13 +35,13 @@ from __future__ import annotations
 import itertools
 import json
 import mimetypes
-import shutil
 import subprocess
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 
 from helpers import LocalServer, Route
+from hls_streams import ffmpeg, have_ffmpeg  # noqa: F401 - have_ffmpeg is used through this module
 
 #: Why tests that need the media skip where ffmpeg is missing.
 NO_FFMPEG = "ffmpeg/ffprobe not installed (Debian package ffmpeg)"
@@ -70,14 +70,6 @@ DASH_VIDEO_SEGMENTS = 3
 _ids = itertools.count()
 
 
-def have_ffmpeg() -> bool:
-    return shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
-
-
-def _ffmpeg(*args: str | Path) -> None:
-    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *map(str, args)], check=True)
-
-
 def _sources(size: tuple[int, int], tone: int, pattern: str = "testsrc2") -> list[str]:
     w, h = size
     sep = ":" if "=" in pattern else "="
@@ -95,12 +87,12 @@ def build(root: Path) -> Path:
     media = root / "media"
     media.mkdir(parents=True, exist_ok=True)
     # A direct MP4 big enough (about 650 KB) to be cut in the middle and resumed.
-    _ffmpeg(*_sources(HIGH, 440), *_H264, *_AAC, "-movflags", "+faststart", media / "clip.mp4")
-    _ffmpeg(*_sources(LOW, 660, "cellauto=rule=110"),
+    ffmpeg(*_sources(HIGH, 440), *_H264, *_AAC, "-movflags", "+faststart", media / "clip.mp4")
+    ffmpeg(*_sources(LOW, 660, "cellauto=rule=110"),
             "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k",
             "-c:a", "libopus", media / "clip.webm")  # fmt: skip
-    _ffmpeg(*_sources(LOW, 550, "smptehdbars"), *_H264, *_AAC, "-movflags", "+faststart", media / "second.mp4")
-    _ffmpeg("-i", media / "clip.mp4", "-frames:v", "1", "-update", "1", media / "poster.jpg")
+    ffmpeg(*_sources(LOW, 550, "smptehdbars"), *_H264, *_AAC, "-movflags", "+faststart", media / "second.mp4")
+    ffmpeg("-i", media / "clip.mp4", "-frames:v", "1", "-update", "1", media / "poster.jpg")
 
     # HLS: two renditions of the same picture, 1 s segments, and a master listing both
     # (the smaller first: a choice must come from RESOLUTION, not from the order).
@@ -108,7 +100,7 @@ def build(root: Path) -> Path:
     for size in (HIGH, LOW):
         out = hls / f"{size[1]}p"
         out.mkdir(parents=True)
-        _ffmpeg(*_sources(size, 440), *_H264, *_AAC, "-b:v", "600k" if size == HIGH else "150k",
+        ffmpeg(*_sources(size, 440), *_H264, *_AAC, "-b:v", "600k" if size == HIGH else "150k",
                 "-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod",
                 "-hls_segment_filename", out / "seg%d.ts", out / "index.m3u8")  # fmt: skip
     (hls / "master.m3u8").write_text(
@@ -122,7 +114,7 @@ def build(root: Path) -> Path:
     # DASH: video (two representations) and audio in separate adaptation sets, as sites serve them.
     dash = media / "dash"
     dash.mkdir()
-    _ffmpeg(*_sources(HIGH, 440), "-map", "0:v", "-map", "0:v", "-map", "1:a", *_H264,
+    ffmpeg(*_sources(HIGH, 440), "-map", "0:v", "-map", "0:v", "-map", "1:a", *_H264,
             "-s:v:0", f"{HIGH[0]}x{HIGH[1]}", "-b:v:0", "600k", "-s:v:1", f"{LOW[0]}x{LOW[1]}", "-b:v:1", "150k",
             *_AAC, "-f", "dash", "-seg_duration", "1", "-use_template", "1", "-use_timeline", "1",
             "-adaptation_sets", "id=0,streams=v id=1,streams=a",

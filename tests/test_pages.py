@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -410,6 +411,22 @@ async def test_media_at_a_url_that_is_not_http_is_refused_before_any_request(sit
     assert leftovers(dest.parent) == [] and not site.media_requests()
     # Not even to the name's folder: nothing but the page was asked for.
     assert set(k for k, v in counts(site).items() if v) == {page}
+
+
+async def test_a_manifest_the_page_links_at_a_url_that_is_not_http_is_never_requested(site, serve, tmp_path):
+    # yt-dlp reads linked manifests itself while it extracts; every request it makes passes
+    # vidnb's URL check first. A listener on the ftp address shows whether anyone connected.
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        html = ("<!DOCTYPE html><html><head><title>Far away</title></head><body><video controls><source "
+                f'src="ftp://127.0.0.1:{port}/manifest.mpd" type="application/dash+xml"></video></body></html>')
+        url, _ = serve(html.encode(), name="far.html", content_type="text/html")
+        with pytest.raises(vidnb.InvalidURLError, match="ftp"):
+            await vidnb.download(url, tmp_path / "x.mp4", progress=False)
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # no connection is waiting: nobody tried the ftp address
+    assert leftovers(tmp_path) == []
 
 
 @pytest.mark.parametrize("page", ["dash.html", "hls.html", "video-src.html"])

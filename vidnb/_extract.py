@@ -16,6 +16,7 @@ run one at a time on a daemon thread, off the event loop.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import threading
 from collections.abc import Mapping
@@ -252,9 +253,9 @@ def _extract_blocking(url: str, opts: Options, every: bool) -> list[PageMedia]:
 
 
 def _media(info: dict[str, Any], url: str, ydl: Any, *, numbered: bool = False) -> PageMedia:
-    formats = tuple(f for f in (_format(d, ydl) for d in info.get("formats") or [info]) if f is not None)
+    formats = tuple(f for f in (_format(d) for d in info.get("formats") or [info]) if f is not None)
     chosen_raw = info.get("requested_formats") or [info]
-    chosen = tuple(_checked(_format(d, ydl, strict=True), d, url) for d in chosen_raw)
+    chosen = tuple(_with_cookies(_checked(_format(d, strict=True), d, url), ydl) for d in chosen_raw)
     extractor = str(info.get("extractor_key") or info.get("extractor") or "?")
     title = _text(info.get("title"))
     if not numbered and title and title.endswith(" (1)") and str(info.get("id") or "").endswith("-1"):
@@ -347,7 +348,7 @@ def page_entries(info: dict[str, Any]) -> list[PageEntry]:
     ]
 
 
-def _format(d: Mapping[str, Any], ydl: Any, *, strict: bool = False) -> MediaFormat | None:
+def _format(d: Mapping[str, Any], *, strict: bool = False) -> MediaFormat | None:
     """A format as vidnb describes it; None (or, when ``strict``, an error) for one it cannot fetch."""
     protocol = str(d.get("protocol") or "https")
     url = d.get("url")
@@ -363,9 +364,6 @@ def _format(d: Mapping[str, Any], ydl: Any, *, strict: bool = False) -> MediaFor
         fragments = tuple(f.get("url") or urljoin(base, f["path"]) for f in frags)
         durations = tuple(float(f.get("duration") or 0.0) for f in frags)
     headers = {str(k): str(v) for k, v in (d.get("http_headers") or {}).items()}
-    cookie = _cookie_header(ydl, url)
-    if cookie:
-        headers["Cookie"] = cookie
     vcodec, acodec = d.get("vcodec"), d.get("acodec")
     return MediaFormat(
         format_id=str(d.get("format_id") or "0"),
@@ -403,12 +401,13 @@ def _checked(fmt: MediaFormat | None, d: Mapping[str, Any], page: str) -> MediaF
     return fmt
 
 
-def _cookie_header(ydl: Any, url: str) -> str | None:
+def _with_cookies(fmt: MediaFormat, ydl: Any) -> MediaFormat:
+    """The format with the cookies yt-dlp holds for its URL (set by the page), as its requests send them."""
     try:
-        header = ydl.cookiejar.get_cookie_header(url)
+        header = ydl.cookiejar.get_cookie_header(fmt.url)
     except Exception:  # noqa: BLE001 - a cookie jar that cannot answer just sends none
-        return None
-    return str(header) if header else None
+        return fmt
+    return dataclasses.replace(fmt, headers={**fmt.headers, "Cookie": str(header)}) if header else fmt
 
 
 def _safe_url(value: object) -> str | None:

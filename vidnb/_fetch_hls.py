@@ -95,7 +95,7 @@ class HlsSource:
         bandwidth = 0
         audio_url: str | None = None
         if playlist.is_variant:
-            chosen, warning = pl.choose_variant(playlist, self.opts.variant)
+            chosen, warning = pl.choose_variant(playlist, self.opts.quality)
             self._report_renditions(playlist, chosen, final_url)
             if warning:
                 log.warning("%s: %s", shown, warning)

@@ -25,7 +25,7 @@ from ._options import Options
 from ._progress import Tracker, make_reporter
 from ._result import DownloadResult, local_file
 from ._transfer import existing_result, transfer
-from ._urls import safe_filename
+from ._urls import name_beside
 
 __all__ = ["download_hls"]
 
@@ -58,7 +58,7 @@ def _joined_name(plan: HlsPlan, path: Path | None, opts: Options) -> Path | None
         return None
     if path is not None and path.suffix.lower() == ".ts":
         return None  # a .ts asked for by name: the bytes as served
-    return path if path is not None else _beside(plan.video.dest, plan.video.dest.stem, ".mp4")
+    return path if path is not None else name_beside(plan.video.dest, plan.video.dest.stem, ".mp4")
 
 
 async def _fetch(fetcher: HlsFetcher, plan: HlsPlan, source: HlsSource, opts: Options, t0: float) -> DownloadResult:
@@ -104,9 +104,9 @@ async def _joined(plan: HlsPlan, final: Path, source: HlsSource, opts: Options, 
     try:
         if await lock.acquire() and not opts.overwrite:
             return await existing_result(final, plan.playlist_url, None, t0, Tracker(make_reporter(opts.progress)))
-        plan.video.dest = _beside(final, final.stem, f".hls.{plan.video.kind}")
+        plan.video.dest = name_beside(final, final.stem, f".hls.{plan.video.kind}")
         if plan.audio is not None:
-            plan.audio.dest = _beside(final, final.stem, ".hls" + _audio_suffix(plan.audio.dest))
+            plan.audio.dest = name_beside(final, final.stem, ".hls" + _audio_suffix(plan.audio.dest))
         video, audio = await _fetch_all(plan, source, opts, t0)
         from ._playable import remux  # PyAV, imported only for what needs it
 
@@ -130,12 +130,6 @@ async def _joined(plan: HlsPlan, final: Path, source: HlsSource, opts: Options, 
         resumed=video.resumed,
         sha256=video.sha256,
     )
-
-
-def _beside(path: Path, stem: str, suffix: str) -> Path:
-    """``stem + suffix`` beside ``path``, the name cut like a server's so that its own ``.part``
-    and record fit the file system too."""
-    return path.with_name(safe_filename(stem + suffix) or "video" + suffix)
 
 
 def _audio_suffix(dest: Path) -> str:

@@ -176,11 +176,6 @@ class Options:
             limiter = self.limiter
         object.__setattr__(self, "limiter", limiter)
 
-    @property
-    def variant(self) -> VariantChoice:
-        """The older name of :attr:`quality`."""
-        return self.quality
-
     def with_connections(self, connections: Connections) -> Options:
         return replace(self, connections=connections)
 

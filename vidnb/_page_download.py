@@ -38,15 +38,17 @@ from ._fetch_dash import dash_fetcher
 from ._fetch_hls import HlsSource
 from ._fetch_stream import FileFetcher
 from ._options import Options
-from ._progress import FINDING, ProgressEvent, ProgressReporter, Tracker, make_reporter
+from ._progress import ProgressEvent, ProgressReporter, Tracker, make_reporter
 from ._result import DownloadResult
 from ._transfer import existing_result, transfer
-from ._urls import redact_url, safe_filename
+from ._urls import name_beside, redact_url, safe_filename
 
 __all__ = ["download_page", "file_name"]
 
 log = logging.getLogger("vidnb")
 
+#: What the bar says while yt-dlp reads the page.
+FINDING = "finding the video"
 _HLS = ("m3u8", "m3u8_native")
 _DASH = "http_dash_segments"
 #: Extensions of web pages and manifests: never the name of the video saved from one.
@@ -62,7 +64,7 @@ async def download_page(
         # named after the page's title, with the extension of what it holds.
         folder, path = path.parent, None
     reporter = make_reporter(opts.progress)
-    finding = Tracker(reporter, FINDING)
+    finding = Tracker(reporter, path.name if path is not None else "")
     finding.stage(FINDING)
     try:
         media = await extract(url, opts)
@@ -110,6 +112,7 @@ async def _fetch_and_join(
     try:
         if await lock.acquire() and not opts.overwrite:
             return await existing_result(final, media.page_url, opts.sha256, t0)
+        join = _needs_join(media, opts)
         formats = sorted(media.chosen, key=lambda f: not f.has_video)  # the video first
         works = [_working_file(final, f) for f in formats]
         # The sha256 asked for is the final file's, checked below, not a working file's.
@@ -126,13 +129,13 @@ async def _fetch_and_join(
                 _files.remove_quietly(_files.sidecar_path(w), _files.part_path(w))
             raise
         works = [Path(r.path) for r in results]  # an HLS fetcher may have named its file
-        if _needs_join(media, opts):
+        if join:
             from ._playable import remux  # PyAV, imported only for what needs it
 
             started = time.monotonic()
             # Joined under a working name and checked there: an earlier file at ``final`` stays
             # until the new one is whole and verified.
-            joined = final.with_name(safe_filename(f"{final.stem}.joined.mp4") or "video.joined.mp4")
+            joined = name_beside(final, final.stem, ".joined.mp4")
             await asyncio.to_thread(remux, works[0], joined, audio=works[1] if len(works) > 1 else None)
             digest = await _check_sha256(joined, opts)
             await _files.off_loop(os.replace, joined, final)
@@ -156,7 +159,7 @@ async def _fetch_and_join(
         attempts=max(r.attempts for r in results),
         resumed=any(r.resumed for r in results),
         sha256=digest,
-        audio=works[1] if len(works) > 1 and not _needs_join(media, opts) else None,
+        audio=works[1] if len(works) > 1 and not join else None,
     )
 
 
@@ -230,7 +233,7 @@ def _working_file(final: Path, fmt: MediaFormat) -> Path:
         ext = "mp4" if fmt.has_video else "m4a"
     else:
         ext = fmt.ext if fmt.ext and fmt.ext.isalnum() and len(fmt.ext) <= 5 else "mp4"
-    return final.with_name(safe_filename(f"{final.stem}.f{fmt.format_id}.{ext}") or f"video.f.{ext}")
+    return name_beside(final, final.stem, f".f{fmt.format_id}.{ext}")
 
 
 class _Combined:

@@ -26,9 +26,6 @@ MAX_RATE = 10.0
 
 State = Literal["running", "done", "failed", "cancelled"]
 
-#: The stage of a web page's download while yt-dlp reads the page (:meth:`Tracker.stage`).
-FINDING = "finding the video"
-
 
 @dataclass(frozen=True)
 class ProgressEvent:
@@ -113,12 +110,11 @@ class Tracker:
         self._next = self._last_t + 1.0 / MAX_RATE
 
     def stage(self, text: str) -> None:
-        """Say what happens before bytes flow ("finding the video"): the bar shows it as its name."""
-        self.name = text
+        """Say what happens before bytes flow ("finding the video"): an event whose ``stage`` says it."""
         if self.reporter is not None:
-            self.reporter.start(text, None, 0)
+            self.reporter.start(self.name, None, 0)
             self._started = True
-            self.reporter.update(ProgressEvent(text, 0, None, 0.0, time.monotonic() - self._t0, stage=text))
+            self.reporter.update(ProgressEvent(self.name, 0, None, 0.0, time.monotonic() - self._t0, stage=text))
 
     def advance(self, n: int) -> None:
         self.done += n
@@ -255,6 +251,9 @@ class TqdmReporter:
     def update(self, event: ProgressEvent) -> None:
         bar = self.bar
         if bar is None:
+            return
+        if event.stage:
+            bar.set_description_str(shorten(event.stage))  # until bytes flow and start() names the file
             return
         if event.total != bar.total:
             if not (event.total and bar.total):

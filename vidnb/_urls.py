@@ -8,7 +8,7 @@ from __future__ import annotations
 import codecs
 import re
 import unicodedata
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from urllib.parse import unquote, urlsplit
 
 from ._errors import InvalidURLError
@@ -17,6 +17,7 @@ __all__ = [
     "validate_url",
     "redact_url",
     "safe_filename",
+    "name_beside",
     "filename_from_content_disposition",
     "filename_from_url",
     "choose_filename",
@@ -197,6 +198,16 @@ def _pct(m: re.Match[str]) -> str:
 def _port_looks_valid(hostport: str) -> bool:
     _, port = _split_port(hostport)
     return port is None or port == "" or (port.isascii() and port.isdigit())
+
+
+def name_beside(path: Path, stem: str, suffix: str) -> Path:
+    """``stem + suffix`` beside ``path`` (a working file), the name cut like a server's so that
+    its own ``.part`` and record fit the file system too.
+
+    >>> name_beside(Path("v/talk.mp4"), "talk", ".hls.ts")
+    PosixPath('v/talk.hls.ts')
+    """
+    return path.with_name(safe_filename(stem + suffix) or "video" + suffix)
 
 
 def safe_filename(name: str, *, max_bytes: int = SERVER_NAME_MAX_BYTES) -> str | None:

@@ -28,7 +28,7 @@ from .._errors import VidnbError
 from .._fmt import human_bytes, human_duration, human_rate
 from .._handle import in_loop_thread
 from .._options import MAX_CONNECTIONS, Connections, Options, check_connections, check_rate, make_options
-from .._progress import FINDING, ProgressEvent
+from .._progress import ProgressEvent
 from .._result import DownloadResult, path_name
 from .._urls import choose_filename, validate_url
 from ._player import Player, Shown
@@ -157,7 +157,7 @@ class DownloadRow:
             self.bar.max = total or 1
             self.bar.value = initial if total else 1
             self.bar.bar_style = "" if total else "info"  # "info" full bar: size unknown
-        if name and name != FINDING:  # a folder destination has no name until the server answers
+        if name:  # a folder destination has no name until the server answers
             self.name.value = escape(name)
         self._set_state("downloading")
         self.last = ProgressEvent(name, initial, total, 0.0, 0.0)
