@@ -21,7 +21,7 @@ import aiohttp
 from ._bars import Bars, batch_progress
 from ._engine import download_with
 from ._errors import DestinationError
-from ._http import new_session, ssl_context
+from ._http import close_session, new_session, ssl_context
 from ._options import Options, most_connections
 from ._outcomes import BatchResult, ItemOutcome, claim
 from ._plan import Job
@@ -107,7 +107,7 @@ async def run_jobs(
     if session is None:
         # One pool for the batch: connections are reused from one file to the next.
         connector = aiohttp.TCPConnector(limit=workers_n * most_connections(opts.connections), ssl=ssl_context())
-        session = new_session(connector=connector)
+        session = new_session(connector=connector, lean=True)
     shared: aiohttp.ClientSession = session
 
     outcomes: list[ItemOutcome | None] = [None] * len(jobs)
@@ -147,7 +147,7 @@ async def run_jobs(
         if bars is not None:
             await bars.close()
         if own_session:
-            await shared.close()
+            await close_session(shared)
     return [o for o in outcomes if o is not None]
 
 

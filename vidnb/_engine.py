@@ -22,7 +22,7 @@ from . import _http
 from ._errors import DestinationError, VidnbError, raise_translated
 from ._fetch import HandOff
 from ._fetch_stream import FileFetcher, FirstAnswer
-from ._http import new_session
+from ._http import close_session, new_session
 from ._options import Connections, Options, Retry, make_options
 from ._progress import ProgressOption, Tracker, make_reporter
 from ._remote import download_remote
@@ -185,8 +185,11 @@ async def download_with(
     folder, path, exists = resolve_dest(dest)
     if session is not None:
         return await _download(url, folder, path, exists, opts, session, t0)
-    async with new_session() as own:
+    own = new_session(lean=True)
+    try:
         return await _download(url, folder, path, exists, opts, own, t0)
+    finally:
+        await close_session(own)
 
 
 async def _download(

@@ -253,7 +253,7 @@ class HlsSource:
             return bytes(body), final, resp.headers.get("Content-Type")
 
 
-def _cut_range(body: bytearray, byterange: tuple[int, int], resp: aiohttp.ClientResponse, url: str) -> bytearray:
+def _cut_range(body: bytearray, byterange: tuple[int, int], resp: _http.Response, url: str) -> bytearray:
     """The requested range out of a 206 (checked) or a 200 with the whole file (a server ignoring Range)."""
     offset, length = byterange
     if resp.status == 206:

@@ -183,7 +183,7 @@ class RangesFetcher:
 
     # ------------------------------------------------------------------ running
 
-    async def run(self, first: aiohttp.ClientResponse | None = None, head: bytes = b"") -> RangesOutcome:
+    async def run(self, first: _http.Response | None = None, head: bytes = b"") -> RangesOutcome:
         """Fetch every piece; ``first`` is an open 206 response for the first piece (with ``head`` already read).
 
         Raises the error of a piece that failed more than ``retry.total`` times in a row. The
@@ -268,7 +268,7 @@ class RangesFetcher:
     # ------------------------------------------------------------------ workers
 
     def _spawn(
-        self, seg: Segment, resp: aiohttp.ClientResponse | None = None, head: bytes = b"", *, extra: bool = False
+        self, seg: Segment, resp: _http.Response | None = None, head: bytes = b"", *, extra: bool = False
     ) -> None:
         task = asyncio.ensure_future(self._worker(seg, resp, head, extra))
         self.workers.add(task)
@@ -303,7 +303,7 @@ class RangesFetcher:
                 return seg
         return _split(self.segments)
 
-    async def _worker(self, seg: Segment | None, resp: aiohttp.ClientResponse | None, head: bytes, extra: bool) -> None:
+    async def _worker(self, seg: Segment | None, resp: _http.Response | None, head: bytes, extra: bool) -> None:
         while seg is not None:
             try:
                 if not await self._fetch(seg, resp, head, extra):
@@ -315,7 +315,7 @@ class RangesFetcher:
             resp, head = None, b""
             seg = self._next_segment()
 
-    async def _fetch(self, seg: Segment, resp: aiohttp.ClientResponse | None, head: bytes, extra: bool = False) -> bool:
+    async def _fetch(self, seg: Segment, resp: _http.Response | None, head: bytes, extra: bool = False) -> bool:
         """Fetch what is left of ``seg``, retrying it alone on errors that may pass; False when an
         ``extra`` connection failed before its first byte while others run (the piece is theirs)."""
         failures = 0
@@ -379,7 +379,7 @@ class RangesFetcher:
             finally:
                 _http.drop(resp)
 
-    async def _check_overlap(self, seg: Segment, resp: aiohttp.ClientResponse, check: int) -> None:
+    async def _check_overlap(self, seg: Segment, resp: _http.Response, check: int) -> None:
         got = await _http.read_exactly(resp, check, rate=self.opts.limiter)
         if got is None:
             raise IncompleteDownloadError(f"{self.shown_url} ended the range before byte {seg.pos}.")
@@ -389,7 +389,7 @@ class RangesFetcher:
         if got[1]:
             await self._put(seg, got[1])
 
-    async def _put(self, seg: Segment, data: bytes) -> None:
+    async def _put(self, seg: Segment, data: _http.Chunk) -> None:
         n = min(len(data), seg.left)
         if n <= 0:
             return
@@ -404,7 +404,7 @@ class RangesFetcher:
         await self._writer.write(pos, data if n == len(data) else data[:n])
         self.tracker.advance(n)
 
-    async def _copy(self, seg: Segment, resp: aiohttp.ClientResponse) -> None:
+    async def _copy(self, seg: Segment, resp: _http.Response) -> None:
         if seg.left <= 0:
             return
         put = self._put
@@ -436,7 +436,7 @@ def _split(segments: list[Segment]) -> Segment | None:
     return back
 
 
-def _check_answer(resp: aiohttp.ClientResponse, state: _files.PartState, start: int, shown_url: str) -> None:
+def _check_answer(resp: _http.Response, state: _files.PartState, start: int, shown_url: str) -> None:
     """Raise unless ``resp`` is a 206 of the same file from byte ``start``."""
     if resp.status == 416:
         raise _Restart(f"{shown_url} answered 416 to bytes={start}-: it is shorter now")

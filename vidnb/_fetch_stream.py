@@ -44,7 +44,7 @@ MAX_RANGE_RESTARTS = 2
 class FirstAnswer:
     """A response already open when the fetcher starts (a folder download read it for the name)."""
 
-    def __init__(self, resp: aiohttp.ClientResponse, head: bytes, asked_from: int | None) -> None:
+    def __init__(self, resp: _http.Response, head: bytes, asked_from: int | None) -> None:
         self.resp = resp
         self.head = head
         self.asked_from = asked_from
@@ -135,7 +135,7 @@ class FileFetcher:
             first.resp.release()
 
     async def _answered(
-        self, part: Part, record: Resumable | None, resp: aiohttp.ClientResponse, head: bytes, asked: int | None
+        self, part: Part, record: Resumable | None, resp: _http.Response, head: bytes, asked: int | None
     ) -> Fetched | HandOff | Decision:
         self.final_url = str(resp.url)
         if resp.status >= 400 and (resp.status != 416 or not asked):
@@ -206,7 +206,7 @@ class FileFetcher:
                 size=total,
             )
 
-    def _check_video(self, part: Part, head: bytes, resp: aiohttp.ClientResponse) -> VideoFormat | None:
+    def _check_video(self, part: Part, head: bytes, resp: _http.Response) -> VideoFormat | None:
         fmt = sniff(head)
         if fmt is None and self.opts.require_video:
             part.discard()
@@ -220,7 +220,7 @@ class FileFetcher:
     # ------------------------------------------------------------------ one stream
 
     async def _stream(
-        self, part: Part, resp: aiohttp.ClientResponse, head: bytes, offset: int, state: _files.PartState,
+        self, part: Part, resp: _http.Response, head: bytes, offset: int, state: _files.PartState,
         fmt: VideoFormat | None, needs_record: bool,
     ) -> Fetched:
         """Copy the body into the .part from ``offset``.
@@ -284,7 +284,7 @@ class FileFetcher:
     # ------------------------------------------------------------------ several connections
 
     async def _ranges(
-        self, part: Part, record: Resumable, segments: list[Segment], resp: aiohttp.ClientResponse | None, head: bytes,
+        self, part: Part, record: Resumable, segments: list[Segment], resp: _http.Response | None, head: bytes,
         *, fmt: VideoFormat | None = None, content_type: str | None = None,
     ) -> Fetched | Decision:
         assert record.total is not None
@@ -337,7 +337,7 @@ def _range_for(decision: Decision) -> tuple[int, int | None] | None:
     return None
 
 
-async def _overlap(part: Part, resp: aiohttp.ClientResponse, offset: int, head: bytes) -> tuple[bool, bytes]:
+async def _overlap(part: Part, resp: _http.Response, offset: int, head: bytes) -> tuple[bool, bytes]:
     """Read the overlap at the start of a resumed body (``head``: what was already read of it)
     and compare it with the end of the ``.part``: only bytes that continue the ones on disk
     are appended, whatever the server's headers claim. Returns whether they match, and the

@@ -14,8 +14,10 @@ import functools
 import os
 import ssl
 import urllib.request
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from typing import Union
 
 import aiohttp
 
@@ -24,21 +26,47 @@ from ._options import client_timeout
 from ._rate import RateLimiter
 from ._sniff import SNIFF_BYTES
 from ._urls import redact_url
+from ._wire import Wire, WireResponse
 
 __all__ = [
-    "new_session", "ssl_context", "get", "body", "read_head", "read_exactly", "continues", "RangeAnswer", "drop",
+    "new_session", "close_session", "ssl_context", "get", "body", "read_head", "read_exactly", "continues",
+    "RangeAnswer", "drop", "Response", "Chunk",
 ]
 
+#: An answer from either path of :func:`get`: aiohttp's, or the lean one of :mod:`vidnb._wire`.
+Response = Union[aiohttp.ClientResponse, WireResponse]
+#: A piece of a body from :func:`body`: bytes from aiohttp; from the lean path a view of its
+#: buffer, valid until the next piece is asked for (copy it to keep it longer).
+Chunk = Union[bytes, memoryview]
 
-def new_session(connector: aiohttp.BaseConnector | None = None) -> aiohttp.ClientSession:
+#: The lean path of each session vidnb opened itself (a session passed in is all aiohttp's).
+_WIRES: weakref.WeakKeyDictionary[aiohttp.ClientSession, Wire] = weakref.WeakKeyDictionary()
+
+
+def new_session(connector: aiohttp.BaseConnector | None = None, *, lean: bool = False) -> aiohttp.ClientSession:
     """A ClientSession set up for downloads: proxies and CA bundles from the environment,
-    no decompression, no total time limit."""
-    return aiohttp.ClientSession(
+    no decompression, no total time limit.
+
+    With ``lean``, :func:`get` reads plain-http answers it can through :mod:`vidnb._wire`
+    (unless proxies or a netrc are set); close such a session with :func:`close_session`.
+    """
+    session = aiohttp.ClientSession(
         connector=connector if connector is not None else aiohttp.TCPConnector(ssl=ssl_context()),
         timeout=client_timeout(None),
         trust_env=_env_has_settings(),
         auto_decompress=False,
     )
+    if lean and not session.trust_env:
+        _WIRES[session] = Wire(session)
+    return session
+
+
+async def close_session(session: aiohttp.ClientSession) -> None:
+    """Close a session from :func:`new_session` with its lean path's connections."""
+    wire = _WIRES.pop(session, None)
+    if wire is not None:
+        wire.close()
+    await session.close()
 
 
 def _env_has_settings() -> bool:
@@ -82,7 +110,7 @@ async def get(
     byte_range: tuple[int, int | None] | None = None,
     if_range: str | None = None,
     check_status: bool = True,
-) -> AsyncIterator[aiohttp.ClientResponse]:
+) -> AsyncIterator[Response]:
     """One GET of the bytes as stored; ``byte_range`` is ``(first, last)``, ``last`` None for open-ended.
 
     A 4xx/5xx answer raises :class:`~vidnb.HTTPStatusError` unless ``check_status`` is off
@@ -94,6 +122,16 @@ async def get(
         sent["Range"] = f"bytes={first}-{'' if last is None else last}"
         if if_range:
             sent["If-Range"] = if_range
+    wire = _WIRES.get(session) if _WIRES else None
+    u = wire.serves(url) if wire is not None else None
+    if wire is not None and u is not None and (lean := await wire.get(u, sent, timeout)) is not None:
+        try:
+            if check_status and lean.status >= 400:
+                raise_for_status(lean, redact_url(url))
+            yield lean
+        finally:
+            lean.release()
+        return
     async with session.get(
         url, headers=sent, timeout=timeout, max_redirects=MAX_REDIRECTS, auto_decompress=False
     ) as resp:
@@ -103,37 +141,41 @@ async def get(
 
 
 def body(
-    resp: aiohttp.ClientResponse, rate: RateLimiter | None = None, chunk_size: int | None = None
-) -> AsyncIterator[bytes]:
+    resp: Response, rate: RateLimiter | None = None, chunk_size: int | None = None
+) -> AsyncIterator[Chunk]:
     """The chunks of a body as they arrive (at most ``chunk_size`` each), paced by ``rate``.
 
     Every fetcher reads its bodies here, so ``max_rate=`` (``rate``: the options' limiter)
-    holds for all of them. Without a limit this is aiohttp's own iterator, at no cost.
+    holds for all of them. Without a limit this is the response's own iterator, at no cost.
+    A chunk may be a view that the next one reuses (see :data:`Chunk`).
 
     >>> # async for chunk in body(resp, opts.limiter): ...
     """
+    if isinstance(resp, WireResponse):
+        views = resp.content.iter_chunked(chunk_size) if chunk_size else resp.content.iter_any()
+        return views if rate is None else rate.paced(views)
     chunks = resp.content.iter_chunked(chunk_size) if chunk_size else resp.content.iter_any()
     return chunks if rate is None else rate.paced(chunks)
 
 
-async def read_head(resp: aiohttp.ClientResponse, rate: RateLimiter | None = None) -> bytes:
+async def read_head(resp: Response, rate: RateLimiter | None = None) -> bytes:
     """The first :data:`~vidnb._sniff.SNIFF_BYTES` or so of a body (more when a chunk overshoots).
 
     With ``rate``, the bytes are paid for after they are read (later reads wait for them).
     """
-    buf = bytearray()
-    while len(buf) < SNIFF_BYTES:
-        chunk = await resp.content.readany()
-        if not chunk:
-            break
-        buf += chunk
-    if rate is not None and buf:
-        await rate.take(len(buf))
-    return bytes(buf)
+    head = await resp.content.readany()
+    if len(head) < SNIFF_BYTES and head:  # usually one chunk is enough, and is returned uncopied
+        buf = bytearray(head)
+        while len(buf) < SNIFF_BYTES and (chunk := await resp.content.readany()):
+            buf += chunk
+        head = bytes(buf)
+    if rate is not None and head:
+        await rate.take(len(head))
+    return head
 
 
 async def read_exactly(
-    resp: aiohttp.ClientResponse, n: int, head: bytes = b"", rate: RateLimiter | None = None
+    resp: Response, n: int, head: bytes = b"", rate: RateLimiter | None = None
 ) -> tuple[bytes, bytes] | None:
     """The first ``n`` bytes of a body (``head``: what was already read of it) and what came
     with them past ``n``; None when the body ends first. ``rate`` as for :func:`read_head`."""
@@ -159,7 +201,7 @@ class RangeAnswer:
     total: int | None
 
 
-def continues(resp: aiohttp.ClientResponse, start: int, total: int | None = None) -> RangeAnswer:
+def continues(resp: Response, start: int, total: int | None = None) -> RangeAnswer:
     """Whether ``resp`` is a 206 starting at byte ``start`` (of ``total`` bytes, when known).
 
     >>> # continues(resp, 1000, 5000).ok is True for "206, Content-Range: bytes 1000-4999/5000"
@@ -172,7 +214,7 @@ def continues(resp: aiohttp.ClientResponse, start: int, total: int | None = None
     return RangeAnswer(True, False, got_total)
 
 
-def drop(resp: aiohttp.ClientResponse) -> None:
+def drop(resp: Response) -> None:
     """Close a response we stopped reading early (its bytes belong elsewhere), so the
     connection is not reused with a half-read body; a fully read one goes back to the pool."""
     if not resp.content.at_eof():

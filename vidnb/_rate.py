@@ -30,9 +30,11 @@ import time
 import uuid
 import weakref
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from ._fmt import human_rate
+
+_Chunk = TypeVar("_Chunk", bytes, memoryview)
 
 __all__ = ["RateLimiter", "BURST_SECONDS", "PIECE_SECONDS", "MIN_PIECE"]
 
@@ -109,7 +111,7 @@ class RateLimiter:
         if delay > 0:
             await self._sleep(delay)
 
-    async def paced(self, chunks: AsyncIterable[bytes]) -> AsyncIterator[bytes]:
+    async def paced(self, chunks: AsyncIterable[_Chunk]) -> AsyncIterator[_Chunk]:
         """``chunks`` again, each (or each piece of a large one) once the limit allows it."""
         piece = self.piece
         async for chunk in chunks:

@@ -167,11 +167,12 @@ class PartWriter:
         if os.fstat(self._fd).st_size != size:
             os.ftruncate(self._fd, size)
 
-    async def write(self, offset: int, data: bytes) -> None:
+    async def write(self, offset: int, data: bytes | memoryview) -> None:
         """Queue ``data`` for ``offset``; wait only if the backlog is full.
 
         The chunk is queued before this coroutine first yields, so a caller may count it
-        as handed over as soon as it has called ``write``.
+        as handed over as soon as it has called ``write``. A view is written before this
+        returns or copied: the caller may reuse its buffer as soon as ``write`` returns.
         """
         if self._error is not None:
             raise self._error
@@ -182,12 +183,14 @@ class PartWriter:
             return
         if self._queue is None:
             self._queue = _writer_thread().queue
+        if isinstance(data, memoryview):
+            data = bytes(data)  # the thread writes it later, after the buffer has moved on
         self._queue.put((self, offset, data))
         self._queued += len(data)
         if self._queued - self._written > self.max_backlog:
             await self._wait_for_room()
 
-    def _write_inline(self, offset: int, data: bytes) -> None:
+    def _write_inline(self, offset: int, data: bytes | memoryview) -> None:
         try:
             if self.hasher is not None:
                 self.hasher.update(data)
@@ -287,7 +290,7 @@ def _pwritev_all(fd: int, bufs: list[bytes], offset: int) -> None:
         _pwrite_all(fd, b"".join(bufs)[n:], offset + n)
 
 
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+def _pwrite_all(fd: int, data: bytes | memoryview, offset: int) -> None:
     view = memoryview(data)
     while view:
         if hasattr(os, "pwrite"):
