@@ -163,7 +163,8 @@ async def read_head(resp: Response, rate: RateLimiter | None = None) -> bytes:
 
     With ``rate``, the bytes are paid for after they are read (later reads wait for them).
     """
-    head = await resp.content.readany()
+    # The lean path copies just the bytes asked for; the rest of its buffer goes to the file uncopied.
+    head = await (resp.content.readany(SNIFF_BYTES) if isinstance(resp, WireResponse) else resp.content.readany())
     if len(head) < SNIFF_BYTES and head:  # usually one chunk is enough, and is returned uncopied
         buf = bytearray(head)
         while len(buf) < SNIFF_BYTES and (chunk := await resp.content.readany()):

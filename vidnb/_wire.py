@@ -132,13 +132,15 @@ class _Conn(asyncio.BufferedProtocol):
             self.waiter = None
 
     def settle(self) -> None:
-        """Make room, now that the chunk handed out last is no longer in use."""
+        """Make room, now that the chunk handed out last is no longer in use.
+
+        Only an emptied buffer starts again from its front. Bytes still unread in a full one
+        are handed out where they are (reading stays paused until they are), never moved:
+        moving the rest of a first read after the sniffed head was a copy of up to the whole
+        buffer per file.
+        """
         if self.start == self.n:
             self.start = self.n = 0
-        elif self.paused and self.start:
-            left = self.n - self.start
-            self.view[:left] = self.view[self.start : self.n]
-            self.start, self.n = 0, left
         if self.paused and BUFFER - self.n >= ROOM and self.transport is not None and not self.lost:
             self.transport.resume_reading()
             self.paused = False
@@ -190,8 +192,9 @@ class _Content:
                 )
             await c.wait()
 
-    async def readany(self) -> bytes:
-        chunk = await self.lease(BUFFER)
+    async def readany(self, most: int = BUFFER) -> bytes:
+        """A copy of the next bytes, up to ``most`` (b"" at the end); the rest stay buffered."""
+        chunk = await self.lease(most)
         return b"" if chunk is None else bytes(chunk)
 
     async def iter_any(self) -> AsyncIterator[memoryview]:
