@@ -29,6 +29,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 from ._errors import DestinationError
 from ._fmt import human_bytes
+from ._mounts import is_local
 from ._sniff import SNIFF_BYTES
 
 try:
@@ -271,11 +272,11 @@ class DestinationLock:
         """Wait for the lock; return whether the destination file exists (checked under it)."""
         told = False
         while True:
-            # Off the loop: creating the file is the slowest step of a small download on some
-            # filesystems (a millisecond and more on ext4 after many deletions), and the
-            # loop meanwhile keeps reading the other downloads of a batch.
+            # Creating the file is the slowest step of a small download (0.5 ms and more on
+            # ext4): on a local disk the loop makes the call itself, elsewhere the file thread
+            # does, so a mount that hangs cannot freeze the loop (see vidnb._mounts).
             # Cancelled while the thread takes the lock: it is let go again whenever the thread gets it.
-            got = await off_loop(self._try_once, undo=_drop_taken)
+            got = await fs_call(self.dest.parent, self._try_once, undo=_drop_taken)
             if got is not None:
                 self._fd, exists, self.created = got
                 return exists
@@ -367,6 +368,16 @@ def _drop_taken(got: tuple[int, bool, bool] | None) -> None:
 
 #: How long a cancelled caller waits for a file-system call that has already started.
 OFF_LOOP_WAIT = 0.5
+
+
+async def fs_call(
+    folder: Path, fn: Callable[..., _T], *args: Any, undo: Callable[[_T], object] | None = None
+) -> _T:
+    """``fn(*args)``, a file-system call in ``folder``: made right here when the folder is on
+    a local disk (:func:`vidnb._mounts.is_local`), else on the file thread (:func:`off_loop`)."""
+    if is_local(os.path.abspath(folder)):
+        return fn(*args)
+    return await off_loop(fn, *args, undo=undo)
 
 
 async def off_loop(fn: Callable[..., _T], *args: Any, undo: Callable[[_T], object] | None = None) -> _T:
@@ -630,5 +641,6 @@ __all__ = [
     "move_into_place",
     "finish_part",
     "off_loop",
+    "fs_call",
     "DaemonThreadPool",
 ]

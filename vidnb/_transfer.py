@@ -63,7 +63,7 @@ async def transfer(
         digest = await _verify(part, outcome, shown_url)
         record = _files.sidecar_path(dest) if part.recorded else None
         try:
-            await _files.off_loop(_files.finish_part, part.path, dest, opts.overwrite, record)
+            await _files.fs_call(dest.parent, _files.finish_part, part.path, dest, opts.overwrite, record)
         except OSError as exc:
             raise_translated(exc, path=dest)
         lock.moved = True
