@@ -26,7 +26,7 @@ LOCAL_TYPES = frozenset({
 TABLE_SECONDS = 10.0
 MOUNTINFO = "/proc/self/mountinfo"
 
-_table: tuple[float, list[tuple[str, str]]] | None = None
+_table: tuple[float, list[tuple[str, str]], dict[str, bool]] | None = None
 
 
 def is_local(folder: str) -> bool:
@@ -36,18 +36,23 @@ def is_local(folder: str) -> bool:
     >>> is_local("/proc")  # doctest: +SKIP
     False
     """
-    best, kind = "", ""
-    for point, fstype in _mounts():
-        if len(point) > len(best) and (folder == point or folder.startswith(point.rstrip("/") + "/")):
-            best, kind = point, fstype
-    return kind in LOCAL_TYPES
+    mounts, answers = _mounts()
+    answer = answers.get(folder)
+    if answer is None:
+        best, kind = "", ""
+        for point, fstype in mounts:
+            if len(point) > len(best) and (folder == point or folder.startswith(point.rstrip("/") + "/")):
+                best, kind = point, fstype
+        answer = answers[folder] = kind in LOCAL_TYPES  # a batch asks once per file, for one folder
+    return answer
 
 
-def _mounts() -> list[tuple[str, str]]:
+def _mounts() -> tuple[list[tuple[str, str]], dict[str, bool]]:
+    """The mount table (point, type) and the answers found in it so far."""
     global _table
     now = time.monotonic()
     if _table is not None and now - _table[0] < TABLE_SECONDS:
-        return _table[1]
+        return _table[1], _table[2]
     mounts: list[tuple[str, str]] = []
     try:
         with open(MOUNTINFO, encoding="utf-8", errors="surrogateescape") as f:
@@ -60,8 +65,8 @@ def _mounts() -> list[tuple[str, str]]:
                     mounts.append((_unescape(fields[4]), fields[sep + 1]))
     except OSError:
         mounts = []
-    _table = (now, mounts)
-    return mounts
+    _table = (now, mounts, {})
+    return mounts, _table[2]
 
 
 def _unescape(point: str) -> str:
