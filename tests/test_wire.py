@@ -81,6 +81,14 @@ async def test_answers_it_cannot_read_go_to_aiohttp_and_so_does_the_host_after(s
     assert len(other_route.requests) == 1
 
 
+async def test_credentials_in_the_url_are_sent_by_aiohttp(serve, lean):
+    url, route = serve(make_video(1000))
+    kind, status, _ = await fetch(lean, url.replace("http://", "http://me:secret@"))
+    assert (kind, status) == (aiohttp.ClientResponse, 200)
+    assert route.requests[0]["Authorization"].startswith("Basic ")
+    assert len(route.requests) == 1, "not declined: never sent by the lean path at all"
+
+
 async def test_a_session_passed_in_is_left_to_aiohttp(serve):
     url, _ = serve(make_video(1000))
     async with _http.new_session() as session:
