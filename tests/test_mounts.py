@@ -33,6 +33,14 @@ def test_a_folder_is_judged_by_the_longest_mount_point_holding_it(tmp_path, monk
     assert not _mounts.is_local("/mnt/fuse/videos")
 
 
+def test_a_symlink_counts_where_it_leads(tmp_path, monkeypatch):
+    (tmp_path / "share").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "share")
+    mount_table(tmp_path, monkeypatch, [("/", "ext4"), (str((tmp_path / "share").resolve()), "nfs4")])
+    assert not _mounts.is_local(str(tmp_path / "link"))
+    assert _mounts.is_local(str(tmp_path))
+
+
 def test_without_a_mount_table_every_folder_may_be_remote(tmp_path, monkeypatch):
     monkeypatch.setattr(_mounts, "MOUNTINFO", str(tmp_path / "missing"))
     monkeypatch.setattr(_mounts, "_table", None)

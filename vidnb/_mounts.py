@@ -31,7 +31,7 @@ _table: tuple[float, list[tuple[str, str]], dict[str, bool]] | None = None
 
 def is_local(folder: str) -> bool:
     """Whether ``folder`` (an absolute path) is on a local filesystem, by the longest mount
-    point containing it. False when the mount table cannot be read.
+    point containing it once symlinks are resolved. False when the mount table cannot be read.
 
     >>> is_local("/proc")  # doctest: +SKIP
     False
@@ -39,9 +39,10 @@ def is_local(folder: str) -> bool:
     mounts, answers = _mounts()
     answer = answers.get(folder)
     if answer is None:
+        real = os.path.realpath(folder)  # a symlink into a network mount is on that mount
         best, kind = "", ""
         for point, fstype in mounts:
-            if len(point) > len(best) and (folder == point or folder.startswith(point.rstrip("/") + "/")):
+            if len(point) > len(best) and (real == point or real.startswith(point.rstrip("/") + "/")):
                 best, kind = point, fstype
         answer = answers[folder] = kind in LOCAL_TYPES  # a batch asks once per file, for one folder
     return answer
