@@ -89,6 +89,18 @@ async def test_credentials_in_the_url_are_sent_by_aiohttp(serve, lean):
     assert len(route.requests) == 1, "not declined: never sent by the lean path at all"
 
 
+async def test_with_a_proxy_in_the_environment_every_request_is_aiohttps(serve, monkeypatch):
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    url, _ = serve(make_video(1000))
+    session = _http.new_session(lean=True)
+    try:
+        kind, status, _ = await fetch(session, url)
+    finally:
+        await _http.close_session(session)
+    assert (kind, status) == (aiohttp.ClientResponse, 200)
+
+
 async def test_a_session_passed_in_is_left_to_aiohttp(serve):
     url, _ = serve(make_video(1000))
     async with _http.new_session() as session:
@@ -195,6 +207,18 @@ async def test_a_server_that_stops_sending_times_out(serve, tmp_path):
     with pytest.raises(vidnb.NetworkError, match="Timed out"):
         await vidnb.download(url, tmp_path / "clip.mp4", progress=False, timeout=0.5, retries=0)
     route.pause_after = None
+
+
+async def test_a_server_that_never_answers_times_out(lean):
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await reader.read()  # until the client gives up and closes
+
+    short = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=0.3)
+    async with raw_server(silent) as port:
+        with pytest.raises(aiohttp.ServerTimeoutError):
+            async with _http.get(lean, f"http://127.0.0.1:{port}/x", {}, short):
+                pass
 
 
 async def test_a_slow_reader_pauses_the_socket_and_gets_every_byte(serve, tmp_path):
