@@ -101,6 +101,19 @@ async def test_with_a_proxy_in_the_environment_every_request_is_aiohttps(serve, 
     assert (kind, status) == (aiohttp.ClientResponse, 200)
 
 
+async def test_a_refused_connection_is_reported_in_aiohttps_words(lean, tmp_path):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(vidnb.NetworkError, match="Cannot connect"):
+        await vidnb.download(f"http://127.0.0.1:{port}/a.mp4", tmp_path / "a.mp4", progress=False, retries=0)
+    with pytest.raises(aiohttp.ClientConnectorError):
+        await fetch(lean, f"http://127.0.0.1:{port}/a.mp4")
+    assert not list(tmp_path.iterdir())
+
+
 async def test_a_session_passed_in_is_left_to_aiohttp(serve):
     url, _ = serve(make_video(1000))
     async with _http.new_session() as session:
