@@ -331,11 +331,21 @@ class Wire:
 
     async def _connect(self, key: tuple[str, int], connect_timeout: float | None) -> _Conn | None:
         loop = asyncio.get_running_loop()
+        # asyncio.wait, not wait_for: before Python 3.12, wait_for returns the result when the
+        # connection is made in the same instant the caller is cancelled, and the cancel is lost
+        # (a cancelled HLS download then ran on to the end).
+        connecting = asyncio.ensure_future(loop.create_connection(_Conn, key[0], key[1]))
         try:
-            _, conn = await asyncio.wait_for(loop.create_connection(_Conn, key[0], key[1]), connect_timeout)
-        except asyncio.TimeoutError:
+            done, _ = await asyncio.wait({connecting}, timeout=connect_timeout)
+        except BaseException:
+            _abandon(connecting)
+            raise
+        if not done:
+            _abandon(connecting)
             # Raised here: handing it to aiohttp would wait the whole connect timeout again.
-            raise aiohttp.ServerTimeoutError(f"Connection timeout to host http://{key[0]}:{key[1]}") from None
+            raise aiohttp.ServerTimeoutError(f"Connection timeout to host http://{key[0]}:{key[1]}")
+        try:
+            _, conn = connecting.result()
         except OSError:
             self._declined.add(key)  # refused or unreachable: aiohttp tries once more and words it
             return None
@@ -384,6 +394,17 @@ class Wire:
             for conn in idle:
                 conn.close()
         self._idle.clear()
+
+
+def _abandon(connecting: asyncio.Future[tuple[asyncio.Transport, _Conn]]) -> None:
+    """Stop a connection attempt nobody waits for; close the connection if it was made anyway."""
+    connecting.cancel()
+
+    def closed(done: asyncio.Future[tuple[asyncio.Transport, _Conn]]) -> None:
+        if not done.cancelled() and done.exception() is None:
+            done.result()[0].close()
+
+    connecting.add_done_callback(closed)
 
 
 def _parse_head(head: bytes) -> tuple[int, str, CIMultiDict[str], bool]:
