@@ -234,6 +234,35 @@ async def test_a_server_that_never_answers_times_out(lean):
                 pass
 
 
+async def test_a_connect_timeout_is_raised_once_not_waited_for_again_by_aiohttp(lean):
+    import socket
+
+    # A listener whose accept queue is full: the kernel drops further SYNs, so a connect hangs.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        fillers = []
+        for _ in range(3):
+            s = socket.socket()
+            s.setblocking(False)
+            try:
+                s.connect(("127.0.0.1", port))
+            except BlockingIOError:
+                pass
+            fillers.append(s)
+        short = aiohttp.ClientTimeout(total=None, sock_connect=0.3, sock_read=5)
+        try:
+            with pytest.raises(aiohttp.ServerTimeoutError) as err:
+                async with _http.get(lean, f"http://127.0.0.1:{port}/x", {}, short):
+                    pass
+        finally:
+            for s in fillers:
+                s.close()
+    # aiohttp's own would be its ConnectionTimeoutError: this one is the lean path's, raised at once.
+    assert type(err.value) is aiohttp.ServerTimeoutError and "Connection timeout" in str(err.value)
+
+
 async def test_a_slow_reader_pauses_the_socket_and_gets_every_byte(serve, tmp_path):
     """A limit much below the wire's speed keeps the buffer full; chunks handed out are views
     of it, so any reuse too early would corrupt the file."""

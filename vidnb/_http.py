@@ -124,7 +124,7 @@ async def get(
             sent["If-Range"] = if_range
     wire = _WIRES.get(session) if _WIRES else None
     u = wire.serves(url) if wire is not None else None
-    if wire is not None and u is not None and (lean := await wire.get(u, sent, timeout)) is not None:
+    if u is not None and wire is not None and (lean := await wire.get(u, sent, timeout)) is not None:
         try:
             if check_status and lean.status >= 400:
                 raise_for_status(lean, redact_url(url))

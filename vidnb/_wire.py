@@ -91,9 +91,7 @@ class _Conn(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.done_reading()
         self._wake()
 
     def _wake(self) -> None:
