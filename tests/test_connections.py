@@ -40,9 +40,20 @@ def missing(dest) -> set[tuple[int, int]]:
 
 def asked_again(dest) -> set[tuple[int, int]]:
     """What resuming the pieces of a segmented sidecar asks for: the missing bytes of each
-    piece, from the overlap before them that is compared with the disk."""
+    piece, from the overlap before them that is compared with the disk. A piece with nothing
+    on disk checks the end of the piece before it when that one is complete (a piece whose
+    connection was stopped before its first byte, under load, is one)."""
     state = json.loads(_files.sidecar_path(dest).read_text())
-    return {(s + d - min(OVERLAP, d), e - 1) for s, e, d in state["segments"] if s + d < e}
+    segs = sorted(state["segments"])
+    out = set()
+    for i, (s, e, d) in enumerate(segs):
+        if s + d >= e:
+            continue
+        before = d
+        if not d and i and segs[i - 1][0] + segs[i - 1][2] == segs[i - 1][1] == s:
+            before = segs[i - 1][1] - segs[i - 1][0]
+        out.add((s + d - min(OVERLAP, before), e - 1))
+    return out
 
 
 def bytes_asked(requests: list[dict[str, str]], size: int) -> int:
