@@ -281,3 +281,31 @@ async def test_ranges_over_lean_connections_write_the_whole_file(serve, tmp_path
     await vidnb.download(url, dest, progress=False, connections=4)
     assert file_sha(dest) == hashlib.sha256(data).hexdigest()
     assert len(gauge.ports) >= 2
+
+
+
+def test_under_uvloop_a_fast_body_is_read_lean_and_whole(tmp_path):
+    """uvloop's transports are not asyncio's classes, and it reads a socket again at once
+    when a read filled the buffer: the lean path pauses as the buffer fills there."""
+    uvloop = pytest.importorskip("uvloop", reason="uvloop is not installed (pip install uvloop)")
+    data = make_video(8_000_000)
+
+    async def all_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(answer(data))  # the whole body in the socket before the client reads
+
+    async def main() -> tuple[type, bytes, str]:
+        async with raw_server(all_at_once) as port:
+            session = _http.new_session(lean=True)
+            try:
+                kind, _, body = await fetch(session, f"http://127.0.0.1:{port}/a.mp4")
+            finally:
+                await _http.close_session(session)
+            dest = tmp_path / "clip.mp4"
+            await vidnb.download(f"http://127.0.0.1:{port}/clip.mp4", dest, progress=False)
+            return kind, body, file_sha(dest)
+
+    kind, body, sha = uvloop.run(main())
+    assert kind is WireResponse and body == data
+    assert sha == hashlib.sha256(data).hexdigest()

@@ -25,6 +25,7 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator, Mapping
 from http.cookies import SimpleCookie
+from typing import cast
 
 import aiohttp
 import yarl
@@ -37,6 +38,8 @@ __all__ = ["Wire", "WireResponse"]
 BUFFER = 512 * 1024
 #: Room below which the buffer counts as full (``get_buffer`` may not return an empty one).
 ROOM = 64 * 1024
+#: Room after the buffer for a read that comes before reading could be paused (see get_buffer).
+SPARE = 64 * 1024
 #: The longest status line plus headers accepted.
 MAX_HEAD = 64 * 1024
 #: Idle connections kept per host.
@@ -54,7 +57,7 @@ class _Conn(asyncio.BufferedProtocol):
 
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
-        self.buf = bytearray(BUFFER)
+        self.buf = bytearray(BUFFER + SPARE)
         self.view = memoryview(self.buf)
         # The unread bytes are buf[start:n]; new ones arrive after n. A chunk handed out
         # (buf[a:b], b <= start) stays as it is until the next read, which may reuse it.
@@ -64,6 +67,12 @@ class _Conn(asyncio.BufferedProtocol):
         self.lost = False
         self.error: BaseException | None = None
         self.paused = False
+        #: A check whether to pause is queued (see buffer_updated).
+        self.pausing = False
+        #: Whether a full buffer may wait for that check. Only asyncio's selector loop reads a
+        #: socket once per turn: uvloop and the proactor loop read again at once (and uvloop
+        #: crashes when reading is paused from get_buffer), so they pause as the buffer fills.
+        self.defer_pause = isinstance(self.loop, asyncio.SelectorEventLoop)
         self.waiter: asyncio.Future[None] | None = None
         self.remaining = 0  # body bytes still to come
         self.last = 0.0
@@ -72,19 +81,38 @@ class _Conn(asyncio.BufferedProtocol):
 
     # -- protocol callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # Not an isinstance check: uvloop's transports do not derive from asyncio's classes.
+        self.transport = cast(asyncio.Transport, transport)
 
     def get_buffer(self, sizehint: int) -> memoryview:
+        if self.n < BUFFER:
+            return self.view[self.n : BUFFER]
+        # Full, and read again before the check queued by buffer_updated ran: stop reading,
+        # and take this one read into the spare room (an empty buffer is an error).
+        self._pause_if_full()
         return self.view[self.n :]
 
     def buffer_updated(self, nbytes: int) -> None:
         self.n += nbytes
         self.last = self.loop.time()
-        if BUFFER - self.n < ROOM and self.transport is not None:
+        self._wake()
+        if BUFFER - self.n >= ROOM:
+            return
+        if not self.defer_pause:
+            self._pause_if_full()
+        elif not self.pausing:
+            # One read often fills the buffer on a fast link. The reader woken above runs
+            # before this check (both are queued, in this order, before the next select), and
+            # usually empties the buffer: pausing at once cost a selector unregister and
+            # register per read, 9 % of a batch's loop time.
+            self.pausing = True
+            self.loop.call_soon(self._pause_if_full)
+
+    def _pause_if_full(self) -> None:
+        self.pausing = False
+        if BUFFER - self.n < ROOM and not self.paused and not self.lost and self.transport is not None:
             self.transport.pause_reading()
             self.paused = True
-        self._wake()
 
     def eof_received(self) -> bool | None:
         return None  # close: an answer cut short is seen by the reader
