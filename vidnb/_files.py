@@ -48,8 +48,11 @@ def part_path(dest: Path) -> Path:
     return dest.with_name(dest.name + PART_SUFFIX)
 
 
+SIDECAR_SUFFIX = PART_SUFFIX + ".json"
+
+
 def sidecar_path(dest: Path) -> Path:
-    return dest.with_name(dest.name + PART_SUFFIX + ".json")
+    return dest.with_name(dest.name + SIDECAR_SUFFIX)
 
 
 def lock_path(dest: Path) -> Path:
@@ -310,7 +313,10 @@ class DestinationLock:
                 if created:
                     # A record without its .part (removed by hand, say) must not come to
                     # describe the new bytes: with it gone, a created .part has no record.
-                    remove_quietly(sidecar_path(self.dest))
+                    try:  # a string path: a Path object per file showed in a batch's profile
+                        os.unlink(os.fspath(self.dest) + SIDECAR_SUFFIX)
+                    except FileNotFoundError:
+                        pass
                 return fd, os.path.exists(self.dest), created
         except FileNotFoundError:
             pass  # removed by the holder that just finished: try again
@@ -378,7 +384,8 @@ async def fs_call(
 ) -> _T:
     """``fn(*args)``, a file-system call in ``folder``: made right here when the folder is on
     a local disk (:func:`vidnb._mounts.is_local`), else on the file thread (:func:`off_loop`)."""
-    if is_local(os.path.abspath(folder)):
+    where = os.fspath(folder)
+    if is_local(where if os.path.isabs(where) else os.path.abspath(where)):
         return fn(*args)
     return await off_loop(fn, *args, undo=undo)
 
