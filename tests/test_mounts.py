@@ -41,6 +41,16 @@ def test_a_symlink_counts_where_it_leads(tmp_path, monkeypatch):
     assert _mounts.is_local(str(tmp_path))
 
 
+def test_a_relative_folder_is_judged_where_it_is_now(tmp_path, monkeypatch):
+    (tmp_path / "share" / "videos").mkdir(parents=True)
+    (tmp_path / "home" / "videos").mkdir(parents=True)
+    mount_table(tmp_path, monkeypatch, [("/", "ext4"), (str((tmp_path / "share").resolve()), "nfs4")])
+    monkeypatch.chdir(tmp_path / "share")
+    assert not _mounts.is_local("videos") and not _mounts.is_local(Path("videos"))
+    monkeypatch.chdir(tmp_path / "home")
+    assert _mounts.is_local("videos"), "the same relative name, now under a local folder"
+
+
 def test_without_a_mount_table_every_folder_may_be_remote(tmp_path, monkeypatch):
     monkeypatch.setattr(_mounts, "MOUNTINFO", str(tmp_path / "missing"))
     monkeypatch.setattr(_mounts, "_table", None)

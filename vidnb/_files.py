@@ -223,10 +223,10 @@ def hash_file(path: Path, limit: int | None = None, hasher: Any = None) -> str:
     return h.hexdigest()
 
 
-def remove_quietly(*paths: Path) -> None:
+def remove_quietly(*paths: str | Path) -> None:
     for p in paths:
         try:
-            p.unlink()
+            os.unlink(p)
         except FileNotFoundError:
             pass
 
@@ -313,10 +313,8 @@ class DestinationLock:
                 if created:
                     # A record without its .part (removed by hand, say) must not come to
                     # describe the new bytes: with it gone, a created .part has no record.
-                    try:  # a string path: a Path object per file showed in a batch's profile
-                        os.unlink(os.fspath(self.dest) + SIDECAR_SUFFIX)
-                    except FileNotFoundError:
-                        pass
+                    # A string path: a Path object per file showed in a batch's profile.
+                    remove_quietly(os.fspath(self.dest) + SIDECAR_SUFFIX)
                 return fd, os.path.exists(self.dest), created
         except FileNotFoundError:
             pass  # removed by the holder that just finished: try again
@@ -384,8 +382,7 @@ async def fs_call(
 ) -> _T:
     """``fn(*args)``, a file-system call in ``folder``: made right here when the folder is on
     a local disk (:func:`vidnb._mounts.is_local`), else on the file thread (:func:`off_loop`)."""
-    where = os.fspath(folder)
-    if is_local(where if os.path.isabs(where) else os.path.abspath(where)):
+    if is_local(folder):
         return fn(*args)
     return await off_loop(fn, *args, undo=undo)
 

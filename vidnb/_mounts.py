@@ -29,14 +29,17 @@ MOUNTINFO = "/proc/self/mountinfo"
 _table: tuple[float, list[tuple[str, str]], dict[str, bool]] | None = None
 
 
-def is_local(folder: str) -> bool:
-    """Whether ``folder`` (an absolute path) is on a local filesystem, by the longest mount
-    point containing it once symlinks are resolved. False when the mount table cannot be read.
+def is_local(folder: str | os.PathLike[str]) -> bool:
+    """Whether ``folder`` is on a local filesystem, by the longest mount point containing it
+    once symlinks are resolved. False when the mount table cannot be read.
 
     >>> is_local("/proc")  # doctest: +SKIP
     False
     """
     mounts, answers = _mounts()
+    folder = os.fspath(folder)
+    if not os.path.isabs(folder):
+        folder = os.path.abspath(folder)  # an answer per absolute path: the cwd may change
     answer = answers.get(folder)
     if answer is None:
         real = os.path.realpath(folder)  # a symlink into a network mount is on that mount

@@ -87,8 +87,10 @@ class _Conn(asyncio.BufferedProtocol):
     def get_buffer(self, sizehint: int) -> memoryview:
         if self.n < BUFFER:
             return self.view[self.n : BUFFER]
-        # Full, and read again before the check queued by buffer_updated ran: stop reading,
-        # and take this one read into the spare room (an empty buffer is an error).
+        # Full, and read again before the check queued by buffer_updated ran. asyncio's
+        # selector loop always runs that check first; this guards a loop derived from it that
+        # reads more eagerly: stop reading, and take this one read into the spare room (an
+        # empty buffer is a fatal error of the transport).
         self._pause_if_full()
         return self.view[self.n :]
 
