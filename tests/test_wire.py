@@ -18,12 +18,15 @@ from helpers import Concurrency, file_sha, make_video
 
 import vidnb
 from vidnb import _http
+from vidnb._errors import TransportTimeout
+from vidnb._options import Timeout
+from vidnb._version import USER_AGENT
 from vidnb._wire import WireResponse
 
-TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=5)
+TIMEOUT = Timeout(5, 5)
 
 
-async def fetch(session: aiohttp.ClientSession, url: str, **kw: object) -> tuple[type, int, bytes]:
+async def fetch(session: _http.Session, url: str, **kw: object) -> tuple[type, int, bytes]:
     async with _http.get(session, url, {}, TIMEOUT, **kw) as resp:  # type: ignore[arg-type]
         body = bytearray()
         async for chunk in _http.body(resp):
@@ -32,10 +35,10 @@ async def fetch(session: aiohttp.ClientSession, url: str, **kw: object) -> tuple
 
 
 @pytest.fixture
-async def lean() -> AsyncIterator[aiohttp.ClientSession]:
-    session = _http.new_session(lean=True)
+async def lean() -> AsyncIterator[_http.Session]:
+    session = _http.Session(lean=True)
     yield session
-    await _http.close_session(session)
+    await session.close()
 
 
 async def test_a_plain_answer_is_read_lean_and_its_connection_kept(serve, lean):
@@ -93,12 +96,12 @@ async def test_with_a_proxy_in_the_environment_every_request_is_aiohttps(serve, 
     monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
     monkeypatch.setenv("no_proxy", "127.0.0.1")
     url, _ = serve(make_video(1000))
-    session = _http.new_session(lean=True)
+    session = _http.Session(lean=True)
     try:
         kind, status, _ = await fetch(session, url)
     finally:
-        await _http.close_session(session)
-    assert (kind, status) == (aiohttp.ClientResponse, 200)
+        await session.close()
+    assert (kind, status) == (aiohttp.ClientResponse, 200) and session.wire is None
 
 
 async def test_a_refused_connection_is_reported_in_aiohttps_words(lean, tmp_path):
@@ -116,8 +119,11 @@ async def test_a_refused_connection_is_reported_in_aiohttps_words(lean, tmp_path
 
 async def test_a_session_passed_in_is_left_to_aiohttp(serve):
     url, _ = serve(make_video(1000))
-    async with _http.new_session() as session:
+    async with _http.new_session() as given:
+        session = _http.Session(given, lean=True)
         kind, _, _ = await fetch(session, url)
+        await session.close()
+        assert not given.closed, "a session passed in is the caller's to close"
     assert kind is aiohttp.ClientResponse
 
 
@@ -140,6 +146,29 @@ async def test_cookies_set_by_one_answer_are_sent_with_the_next(lean):
         kind, _, body = await fetch(lean, f"http://localhost:{port}/b")
     assert kind is WireResponse and body == b"ok"
     assert b"Cookie: token=abc123" in seen[0]
+
+
+async def test_both_paths_send_the_same_user_agent_and_a_header_given_wins(serve, lean):
+    data = make_video(1000)
+    plain, plain_route = serve(data)
+    chunked, chunked_route = serve(data, chunked=True)
+    assert (await fetch(lean, plain))[0] is WireResponse
+    async with _http.get(lean, plain, {"User-Agent": "mine/1"}, TIMEOUT) as resp:
+        assert isinstance(resp, WireResponse)
+    assert (await fetch(lean, chunked))[0] is aiohttp.ClientResponse  # and the host is aiohttp's from now on
+    async with _http.get(lean, plain, {"User-Agent": "mine/1"}, TIMEOUT) as resp:
+        assert isinstance(resp, aiohttp.ClientResponse)
+    agents = [r["User-Agent"] for r in plain_route.requests + chunked_route.requests]
+    assert agents == [USER_AGENT, "mine/1", "mine/1", USER_AGENT, USER_AGENT]
+
+
+async def test_an_aiohttp_client_timeout_given_as_timeout_bounds_the_lean_path_too(serve, tmp_path):
+    url, route = serve(make_video(2_000_000), pause_after=100_000)
+    wait = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=0.5)
+    with pytest.raises(vidnb.NetworkError, match="Timed out") as err:
+        await vidnb.download(url, tmp_path / "clip.mp4", progress=False, timeout=wait, retries=0)
+    assert isinstance(err.value.__cause__, TransportTimeout), "read by the lean path, not aiohttp"
+    route.pause_after = None
 
 
 # ------------------------------------------------------------------ a server under our control
@@ -227,9 +256,9 @@ async def test_a_server_that_never_answers_times_out(lean):
         await reader.readuntil(b"\r\n\r\n")
         await reader.read()  # until the client gives up and closes
 
-    short = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=0.3)
+    short = Timeout(sock_connect=5, sock_read=0.3)
     async with raw_server(silent) as port:
-        with pytest.raises(aiohttp.ServerTimeoutError):
+        with pytest.raises(TransportTimeout):
             async with _http.get(lean, f"http://127.0.0.1:{port}/x", {}, short):
                 pass
 
@@ -251,16 +280,16 @@ async def test_a_connect_timeout_is_raised_once_not_waited_for_again_by_aiohttp(
             except BlockingIOError:
                 pass
             fillers.append(s)
-        short = aiohttp.ClientTimeout(total=None, sock_connect=0.3, sock_read=5)
+        short = Timeout(sock_connect=0.3, sock_read=5)
         try:
-            with pytest.raises(aiohttp.ServerTimeoutError) as err:
+            with pytest.raises(TransportTimeout) as err:
                 async with _http.get(lean, f"http://127.0.0.1:{port}/x", {}, short):
                     pass
         finally:
             for s in fillers:
                 s.close()
     # aiohttp's own would be its ConnectionTimeoutError: this one is the lean path's, raised at once.
-    assert type(err.value) is aiohttp.ServerTimeoutError and "Connection timeout" in str(err.value)
+    assert "no connection to" in str(err.value) and lean.made is None
 
 
 async def test_a_slow_reader_pauses_the_socket_and_gets_every_byte(serve, tmp_path):
@@ -297,11 +326,11 @@ def test_under_uvloop_a_fast_body_is_read_lean_and_whole(tmp_path):
 
     async def main() -> tuple[type, bytes, str]:
         async with raw_server(all_at_once) as port:
-            session = _http.new_session(lean=True)
+            session = _http.Session(lean=True)
             try:
                 kind, _, body = await fetch(session, f"http://127.0.0.1:{port}/a.mp4")
             finally:
-                await _http.close_session(session)
+                await session.close()
             dest = tmp_path / "clip.mp4"
             await vidnb.download(f"http://127.0.0.1:{port}/clip.mp4", dest, progress=False)
             return kind, body, file_sha(dest)

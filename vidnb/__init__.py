@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from ._runner import DownloadTask, download_sync, running_tasks, start
     from ._videoinfo import VideoInfo
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
 #: The public names of :data:`__all__` by module, imported on first use (see the imports above).
 _PUBLIC = {

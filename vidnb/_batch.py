@@ -1,7 +1,7 @@
 """A batch on this machine: a bounded pool of workers on one shared session, one outcome per item.
 
 :func:`run_jobs` runs ``concurrency`` worker tasks that pull planned jobs from a shared
-iterator and download each with the engine on one shared ``aiohttp.ClientSession``, so
+iterator and download each with the engine on one shared :class:`~vidnb._http.Session`, so
 connections are reused from one file to the next. A failing item is recorded and the
 workers go on. It is the engine of a local batch (:func:`run_locally`) and of each
 partition of a cluster run.
@@ -14,20 +14,21 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from ._bars import Bars, batch_progress
 from ._engine import download_with
 from ._errors import DestinationError
-from ._http import close_session, new_session, ssl_context
+from ._http import Session
 from ._options import Options, most_connections
 from ._outcomes import BatchResult, ItemOutcome, claim
 from ._plan import Job
 from ._progress import ProgressOption, ProgressReporter
 from ._remote import download_remote, listed_result, prepare_batch
 from ._result import DownloadResult
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["run_jobs", "run_locally", "remote_files"]
 
@@ -103,12 +104,8 @@ async def run_jobs(
     workers_n = min(concurrency, len(jobs))
     if workers_n == 0:
         return []
-    own_session = session is None
-    if session is None:
-        # One pool for the batch: connections are reused from one file to the next.
-        connector = aiohttp.TCPConnector(limit=workers_n * most_connections(opts.connections), ssl=ssl_context())
-        session = new_session(connector=connector, lean=True)
-    shared: aiohttp.ClientSession = session
+    # One pool for the batch: connections are reused from one file to the next.
+    shared = Session(session, lean=True, limit=workers_n * most_connections(opts.connections))
 
     outcomes: list[ItemOutcome | None] = [None] * len(jobs)
     claimed: dict[Path | str, Job] = {j.dest: j for j in jobs if j.named}
@@ -146,8 +143,7 @@ async def run_jobs(
         await asyncio.wait(tasks)
         if bars is not None:
             await bars.close()
-        if own_session:
-            await close_session(shared)
+        await shared.close()  # what it opened itself: a session passed in stays open
     return [o for o in outcomes if o is not None]
 
 
@@ -157,7 +153,7 @@ def remote_files(jobs: list[Job]) -> list[str]:
 
 
 async def _one(
-    job: Job, opts: Options, session: aiohttp.ClientSession, listed: Mapping[str, int] | None, complete: bool
+    job: Job, opts: Options, session: Session, listed: Mapping[str, int] | None, complete: bool
 ) -> DownloadResult:
     """One item with the engine, or from the listing of its remote folder when that already answers."""
     if listed is None or not job.named or not isinstance(job.dest, str):

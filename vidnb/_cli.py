@@ -565,13 +565,15 @@ async def probe(
     sent = dict(headers or {})
     wait = client_timeout(timeout)
     try:
-        async with _http.new_session() as session:
+        async with _http.new_session() as aio:
+            session = _http.Session(aio)
             # Connection: close, because some servers send a body after a HEAD answer, which would
             # poison the connection for the GET that follows.
             head_req = {**sent, "Accept-Encoding": "identity", "Connection": "close"}
             try:
-                async with session.head(
-                    url, headers=head_req, timeout=wait, allow_redirects=True, max_redirects=MAX_REDIRECTS
+                async with aio.head(
+                    url, headers=head_req, timeout=_http.aiohttp_timeout(wait), allow_redirects=True,
+                    max_redirects=MAX_REDIRECTS,
                 ) as resp:
                     head_status, head_headers, final = resp.status, resp.headers.copy(), str(resp.url)
                     reason = resp.reason or ""

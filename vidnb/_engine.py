@@ -14,15 +14,13 @@ import stat
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Union
-
-import aiohttp
+from typing import TYPE_CHECKING, Any, Union
 
 from . import _http
 from ._errors import DestinationError, VidnbError, raise_translated
 from ._fetch import HandOff
 from ._fetch_stream import FileFetcher, FirstAnswer
-from ._http import close_session, new_session
+from ._http import Session
 from ._options import Connections, Options, Retry, make_options
 from ._progress import ProgressOption, Tracker, make_reporter
 from ._remote import download_remote
@@ -40,6 +38,9 @@ from ._urls import (
     server_filename,
     validate_url,
 )
+
+if TYPE_CHECKING:
+    import aiohttp
 
 __all__ = ["download", "download_with", "save_video_from_url", "resolve_dest", "PathLike"]
 
@@ -164,11 +165,11 @@ async def download(
         quality=quality, variant=variant, format=format, item=item, live_duration=live_duration, remux=remux,
         max_rate=max_rate, storage_options=storage_options, tmp_dir=tmp_dir,
     )
-    return await download_with(url, dest, opts, session)
+    return await download_with(url, dest, opts, Session(session) if session is not None else None)
 
 
 async def download_with(
-    url: str, dest: PathLike | None, opts: Options, session: aiohttp.ClientSession | None = None
+    url: str, dest: PathLike | None, opts: Options, session: Session | None = None
 ) -> DownloadResult:
     """:func:`download` with options already checked (what batches and the panel call per item)."""
     t0 = time.monotonic()
@@ -185,15 +186,15 @@ async def download_with(
     folder, path, exists = resolve_dest(dest)
     if session is not None:
         return await _download(url, folder, path, exists, opts, session, t0)
-    own = new_session(lean=True)
+    own = Session(lean=True)
     try:
         return await _download(url, folder, path, exists, opts, own, t0)
     finally:
-        await close_session(own)
+        await own.close()
 
 
 async def _download(
-    url: str, folder: Path, path: Path | None, exists: bool, opts: Options, session: aiohttp.ClientSession, t0: float
+    url: str, folder: Path, path: Path | None, exists: bool, opts: Options, session: Session, t0: float
 ) -> DownloadResult:
     first = choose(url=url, record=None, answer=None, connections=opts.connections)
     if exists and not opts.overwrite:
@@ -219,7 +220,7 @@ async def _download(
 
 
 async def _into_folder(
-    url: str, folder: Path, opts: Options, session: aiohttp.ClientSession, tracker: Tracker, t0: float, *, probe: bool
+    url: str, folder: Path, opts: Options, session: Session, tracker: Tracker, t0: float, *, probe: bool
 ) -> DownloadResult | HandOff:
     """A download whose file is named by the server: the first answer names it, then the lifecycle runs."""
     shown = redact_url(url)
@@ -251,7 +252,7 @@ async def _into_folder(
 
 
 async def _hls(
-    url: str, folder: Path, path: Path | None, opts: Options, session: aiohttp.ClientSession, t0: float
+    url: str, folder: Path, path: Path | None, opts: Options, session: Session, t0: float
 ) -> DownloadResult:
     # Imported on first use: HLS pulls in m3u8 and cryptography (~50 ms), which a plain
     # video download never needs.
@@ -261,7 +262,7 @@ async def _hls(
 
 
 async def _page(
-    url: str, folder: Path, path: Path | None, opts: Options, session: aiohttp.ClientSession, t0: float
+    url: str, folder: Path, path: Path | None, opts: Options, session: Session, t0: float
 ) -> DownloadResult:
     # Imported on first use: a page needs yt-dlp, the muxer and the DASH fetcher.
     from ._page_download import download_page

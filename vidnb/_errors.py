@@ -1,8 +1,8 @@
 """Errors raised by vidnb.
 
-Every failure a user can meet is one of these; errors from aiohttp and the
-operating system are translated in :func:`translate` (and only there), with the
-original exception chained as ``__cause__``::
+Every failure a user can meet is one of these; errors from aiohttp, vidnb's own HTTP
+path (:class:`TransportError`) and the operating system are translated in :func:`translate`
+(and only there), with the original exception chained as ``__cause__``::
 
     VidnbError
     ├── InvalidURLError          (also ValueError)  the URL cannot be fetched as given
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -47,6 +48,10 @@ __all__ = [
     "TooLargeError",
     "DestinationError",
     "MissingDependencyError",
+    "TransportError",
+    "Disconnected",
+    "BodyCutShort",
+    "TransportTimeout",
     "translate",
     "raise_translated",
 ]
@@ -242,10 +247,28 @@ class MissingDependencyError(VidnbError, ImportError):
         self.package = package
 
 
+class TransportError(Exception):
+    """A failure of vidnb's own HTTP path (:mod:`vidnb._wire`), as aiohttp's ``ClientError`` is of
+    aiohttp's. Not raised to users: :func:`translate` names it, as it names aiohttp's errors,
+    so both paths are retried and reported alike without the lean one importing aiohttp."""
+
+
+class Disconnected(TransportError):
+    """The server closed the connection before the answer's head arrived."""
+
+
+class BodyCutShort(TransportError):
+    """The connection ended before the body's announced length arrived."""
+
+
+class TransportTimeout(TransportError):
+    """Connecting, or waiting for the next bytes, took longer than ``timeout=`` allows."""
+
+
 def translate(
     exc: BaseException, *, url: str = "", path: Path | None = None, needed: int | None = None
 ) -> VidnbError | None:
-    """Map an aiohttp, asyncio or OS error to the matching :class:`VidnbError`.
+    """Map an aiohttp, transport, asyncio or OS error to the matching :class:`VidnbError`.
 
     The caller raises the result ``from exc``. Errors that are already ours pass through.
     Anything else (an ``AttributeError`` from a bug, say) gives None: it must propagate as
@@ -253,8 +276,25 @@ def translate(
     """
     if isinstance(exc, VidnbError):
         return exc
-    import aiohttp  # local: this module stays importable without touching aiohttp at import
+    if isinstance(exc, BodyCutShort):
+        return _cut_short(exc, url)
+    if isinstance(exc, (TransportTimeout, asyncio.TimeoutError)):
+        return _timed_out(url)
+    if isinstance(exc, TransportError):
+        return NetworkError(f"Network error talking to {url}: {exc}")
+    # Looked up, not imported: an aiohttp error exists only once aiohttp is, and a download
+    # that never needed aiohttp (every plain-http answer on the lean path) never imports it.
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is not None:
+        err = _aiohttp_error(aiohttp, exc, url)
+        if err is not None:
+            return err
+    if isinstance(exc, OSError):
+        return _os_error(exc, path, needed)
+    return None
 
+
+def _aiohttp_error(aiohttp: Any, exc: BaseException, url: str) -> VidnbError | None:
     if isinstance(exc, aiohttp.TooManyRedirects):
         return HTTPStatusError(exc.status or 310, url, "too many redirects (more than 10)")
     if isinstance(exc, (aiohttp.InvalidUrlRedirectClientError, aiohttp.NonHttpUrlRedirectClientError)):
@@ -267,21 +307,27 @@ def translate(
     if isinstance(exc, aiohttp.ClientResponseError):
         return HTTPStatusError(exc.status, url, exc.message or "")
     if isinstance(exc, aiohttp.ClientPayloadError):
-        return IncompleteDownloadError(
-            f"The connection to {url} broke in the middle of the body ({exc}). "
-            "The partial file is kept; run the same call again to resume."
-        )
-    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
-        return NetworkError(
-            f"Timed out talking to {url}. The server is slow or unreachable: try again, or pass a larger timeout=."
-        )
+        return _cut_short(exc, url)
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return _timed_out(url)
     if isinstance(exc, aiohttp.ClientConnectorError):
         return NetworkError(f"Cannot connect to {url}: {exc.os_error.strerror or exc}. Is the server up?")
     if isinstance(exc, aiohttp.ClientError):
         return NetworkError(f"Network error talking to {url}: {type(exc).__name__}: {exc}")
-    if isinstance(exc, OSError):
-        return _os_error(exc, path, needed)
     return None
+
+
+def _cut_short(exc: BaseException, url: str) -> IncompleteDownloadError:
+    return IncompleteDownloadError(
+        f"The connection to {url} broke in the middle of the body ({exc}). "
+        "The partial file is kept; run the same call again to resume."
+    )
+
+
+def _timed_out(url: str) -> NetworkError:
+    return NetworkError(
+        f"Timed out talking to {url}. The server is slow or unreachable: try again, or pass a larger timeout=."
+    )
 
 
 def _os_error(exc: OSError, path: Path | None, needed: int | None) -> DestinationError:

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import aiohttp
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
@@ -73,7 +72,7 @@ class HlsPlan:
 class HlsSource:
     """The playlists, keys and resources of one HLS download, fetched with the download's retries."""
 
-    def __init__(self, session: aiohttp.ClientSession, opts: Options) -> None:
+    def __init__(self, session: _http.Session, opts: Options) -> None:
         self.session = session
         self.opts = opts
         self.retries = Retries(opts.retry)

@@ -47,8 +47,6 @@ import math
 import time
 from dataclasses import dataclass
 
-import aiohttp
-
 from . import _files, _http
 from ._errors import IncompleteDownloadError
 from ._fetch import Part
@@ -120,7 +118,7 @@ class RangesFetcher:
 
     Parameters
     ----------
-    session : aiohttp.ClientSession
+    session : vidnb._http.Session
     url : str
         Where to send the ranged requests (the final URL after redirects, when known).
     opts : Options
@@ -141,7 +139,7 @@ class RangesFetcher:
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        session: _http.Session,
         *,
         url: str,
         opts: Options,

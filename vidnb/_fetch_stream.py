@@ -12,8 +12,6 @@ import asyncio
 import hashlib
 import logging
 
-import aiohttp
-
 from . import _files, _http
 from ._errors import IncompleteDownloadError, NotAVideoError, TooLargeError
 from ._fetch import Fetched, HandOff, Part
@@ -53,7 +51,7 @@ class FirstAnswer:
 class FileFetcher:
     """Fetches one URL into a :class:`~vidnb._fetch.Part` (see the module docstring)."""
 
-    def __init__(self, url: str, session: aiohttp.ClientSession, opts: Options, first: FirstAnswer | None = None):
+    def __init__(self, url: str, session: _http.Session, opts: Options, first: FirstAnswer | None = None):
         self.url = url
         self.shown_url = redact_url(url)
         self.final_url = url

@@ -16,8 +16,7 @@ import dataclasses
 import logging
 import time
 from pathlib import Path
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from . import _files
 from ._fetch_hls import HlsFetcher, HlsPlan, HlsSource
@@ -27,13 +26,16 @@ from ._result import DownloadResult, local_file
 from ._transfer import existing_result, transfer
 from ._urls import name_beside
 
+if TYPE_CHECKING:
+    from ._http import Session
+
 __all__ = ["download_hls"]
 
 log = logging.getLogger("vidnb")
 
 
 async def download_hls(
-    url: str, folder: Path, path: Path | None, opts: Options, session: aiohttp.ClientSession, t0: float
+    url: str, folder: Path, path: Path | None, opts: Options, session: Session, t0: float
 ) -> DownloadResult:
     """Download the HLS stream at ``url`` into ``path`` (or a file named after it in ``folder``)."""
     if path is not None and path.suffix.lower() in (".m3u8", ".m3u"):

@@ -5,68 +5,123 @@ every request asks for the bytes as stored (``Accept-Encoding: identity``, no de
 bytes on disk are the bytes on the wire), follows the same number of redirects and turns an
 error status into :class:`~vidnb.HTTPStatusError` the same way. :func:`continues` is the one
 check that a 206 answer holds exactly the bytes asked for.
+
+A :class:`Session` is what downloads share: the lean path of :mod:`vidnb._wire`, and an aiohttp
+``ClientSession`` made (and aiohttp imported) when an answer first needs it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import os
-import ssl
-import urllib.request
-import weakref
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Union
-
-import aiohttp
+from typing import TYPE_CHECKING, Union
 
 from ._headers import MAX_REDIRECTS, content_range, raise_for_status
-from ._options import client_timeout
+from ._options import AnyTimeout, Timeout
 from ._rate import RateLimiter
 from ._sniff import SNIFF_BYTES
 from ._urls import redact_url
+from ._version import USER_AGENT
 from ._wire import Wire, WireResponse
 
+if TYPE_CHECKING:
+    import ssl
+
+    import aiohttp
+    from aiohttp.abc import AbstractCookieJar
+
 __all__ = [
-    "new_session", "close_session", "ssl_context", "get", "body", "read_head", "read_exactly", "continues",
-    "RangeAnswer", "drop", "Response", "Chunk",
+    "Session", "new_session", "aiohttp_timeout", "ssl_context", "get", "body", "read_head", "read_exactly",
+    "continues", "RangeAnswer", "drop", "Response", "Chunk",
 ]
 
 #: An answer from either path of :func:`get`: aiohttp's, or the lean one of :mod:`vidnb._wire`.
-Response = Union[aiohttp.ClientResponse, WireResponse]
+Response = Union["aiohttp.ClientResponse", WireResponse]
 #: A piece of a body from :func:`body`: bytes from aiohttp; from the lean path a view of its
 #: buffer, valid until the next piece is asked for (copy it to keep it longer).
 Chunk = Union[bytes, memoryview]
 
-#: The lean path of each session vidnb opened itself (a session passed in is all aiohttp's).
-_WIRES: weakref.WeakKeyDictionary[aiohttp.ClientSession, Wire] = weakref.WeakKeyDictionary()
 
+class Session:
+    """The HTTP session downloads share: vidnb's lean path, then aiohttp's ClientSession.
 
-def new_session(connector: aiohttp.BaseConnector | None = None, *, lean: bool = False) -> aiohttp.ClientSession:
-    """A ClientSession set up for downloads: proxies and CA bundles from the environment,
-    no decompression, no total time limit.
+    With ``lean``, :func:`get` reads the plain-http answers it can through :mod:`vidnb._wire`
+    (unless proxies or a netrc are set). The aiohttp session (``limit`` connections, at most)
+    is made on the first request the lean path declines, or the first cookie: importing
+    aiohttp is about 0.3 s here, most of a cold ``vidnb get``, and a batch of plain files
+    never needs it. A ``given`` session is used as it is (all aiohttp's), and never closed.
 
-    With ``lean``, :func:`get` reads plain-http answers it can through :mod:`vidnb._wire`
-    (unless proxies or a netrc are set); close such a session with :func:`close_session`.
+    Examples
+    --------
+    >>> session = Session(lean=True)
+    >>> session.made is None  # nothing opened, nothing imported yet
+    True
     """
-    session = aiohttp.ClientSession(
+
+    def __init__(self, given: aiohttp.ClientSession | None = None, *, lean: bool = False, limit: int = 100) -> None:
+        self.made = given
+        self._own = given is None
+        self._limit = limit
+        self.wire = Wire(self._jar) if lean and given is None and not _env_has_settings() else None
+
+    def __repr__(self) -> str:
+        return f"<vidnb Session lean={self.wire is not None} aiohttp={'open' if self.made else 'not yet'}>"
+
+    def aiohttp_session(self) -> aiohttp.ClientSession:
+        """The aiohttp session, made on first use."""
+        if self.made is None:
+            import aiohttp  # here: see the class docstring
+
+            self.made = new_session(aiohttp.TCPConnector(limit=self._limit, ssl=ssl_context()))
+        return self.made
+
+    def _jar(self, make: bool) -> AbstractCookieJar | None:
+        if self.made is None and not make:
+            return None
+        return self.aiohttp_session().cookie_jar
+
+    async def close(self) -> None:
+        """Close what this session opened (a session given to it stays open)."""
+        if self.wire is not None:
+            self.wire.close()
+        if self._own and self.made is not None:
+            await self.made.close()
+        else:
+            # A transport closes its socket on the loop's next turn: give it that turn, so the
+            # connections are gone when the download returns (as aiohttp's close awaits them).
+            await asyncio.sleep(0)
+
+
+def new_session(connector: aiohttp.BaseConnector | None = None) -> aiohttp.ClientSession:
+    """An aiohttp ClientSession set up for downloads: proxies and CA bundles from the
+    environment, no decompression, no total time limit, vidnb's User-Agent."""
+    import aiohttp  # here: see Session
+
+    return aiohttp.ClientSession(
         connector=connector if connector is not None else aiohttp.TCPConnector(ssl=ssl_context()),
-        timeout=client_timeout(None),
+        timeout=aiohttp_timeout(Timeout()),
+        headers={"User-Agent": USER_AGENT},
         trust_env=_env_has_settings(),
         auto_decompress=False,
     )
-    if lean and not session.trust_env:
-        _WIRES[session] = Wire(session)
-    return session
 
 
-async def close_session(session: aiohttp.ClientSession) -> None:
-    """Close a session from :func:`new_session` with its lean path's connections."""
-    wire = _WIRES.pop(session, None)
-    if wire is not None:
-        wire.close()
-    await session.close()
+def aiohttp_timeout(timeout: AnyTimeout) -> aiohttp.ClientTimeout:
+    """``timeout`` as aiohttp's ClientTimeout (one given as that is used as it is)."""
+    if not isinstance(timeout, Timeout):
+        return timeout
+    return _client_timeout(timeout.sock_connect, timeout.sock_read)
+
+
+@functools.lru_cache(maxsize=8)
+def _client_timeout(sock_connect: float | None, sock_read: float | None) -> aiohttp.ClientTimeout:
+    import aiohttp
+
+    return aiohttp.ClientTimeout(total=None, sock_connect=sock_connect, sock_read=sock_read)
 
 
 def _env_has_settings() -> bool:
@@ -77,7 +132,10 @@ def _env_has_settings() -> bool:
     neither is set, which is the common case.
     """
     netrc = os.environ.get("NETRC") or os.path.join(os.path.expanduser("~"), ".netrc")
-    return bool(urllib.request.getproxies_environment()) or os.path.isfile(netrc)
+    # The test of urllib.request.getproxies_environment (which aiohttp asks), without
+    # importing urllib.request and http.client (about 50 ms of a cold start).
+    proxies = any(value and name.lower().endswith("_proxy") for name, value in os.environ.items())
+    return proxies or os.path.isfile(netrc)
 
 
 def ssl_context() -> ssl.SSLContext | bool:
@@ -97,15 +155,17 @@ def ssl_context() -> ssl.SSLContext | bool:
 def _cached_context(cafile: str | None, capath: str | None) -> ssl.SSLContext | bool:
     if cafile is None and capath is None:
         return True  # aiohttp's own default context
+    import ssl  # here: a plain-http download never needs it
+
     return ssl.create_default_context(cafile=cafile, capath=capath)
 
 
 @contextlib.asynccontextmanager
 async def get(
-    session: aiohttp.ClientSession,
+    session: Session,
     url: str,
     headers: Mapping[str, str],
-    timeout: aiohttp.ClientTimeout,
+    timeout: AnyTimeout,
     *,
     byte_range: tuple[int, int | None] | None = None,
     if_range: str | None = None,
@@ -122,9 +182,12 @@ async def get(
         sent["Range"] = f"bytes={first}-{'' if last is None else last}"
         if if_range:
             sent["If-Range"] = if_range
-    wire = _WIRES.get(session) if _WIRES else None
+    wire = session.wire
     u = wire.serves(url) if wire is not None else None
-    if u is not None and wire is not None and (lean := await wire.get(u, sent, timeout)) is not None:
+    if (
+        u is not None and wire is not None
+        and (lean := await wire.get(u, sent, timeout.sock_connect, timeout.sock_read)) is not None
+    ):
         try:
             if check_status and lean.status >= 400:
                 raise_for_status(lean, redact_url(url))
@@ -132,8 +195,8 @@ async def get(
         finally:
             lean.release()
         return
-    async with session.get(
-        url, headers=sent, timeout=timeout, max_redirects=MAX_REDIRECTS, auto_decompress=False
+    async with session.aiohttp_session().get(
+        url, headers=sent, timeout=aiohttp_timeout(timeout), max_redirects=MAX_REDIRECTS, auto_decompress=False
     ) as resp:
         if check_status and resp.status >= 400:  # redacting costs a URL parse: only for the message
             raise_for_status(resp, redact_url(str(resp.url)))

@@ -16,8 +16,6 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
-
 from ._batch import run_locally
 from ._options import BatchOptions, DownloadOptions, Options, make_options
 from ._outcomes import BatchResult, ItemOutcome, OnItem
@@ -28,6 +26,7 @@ from ._storage import local_path, remote_url
 from ._urls import validate_url
 
 if TYPE_CHECKING:
+    import aiohttp
     from typing_extensions import Unpack
 
 __all__ = ["BatchOptions", "download_many", "download_many_sync"]

@@ -12,12 +12,11 @@ from __future__ import annotations
 import os
 import random
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal, TypedDict, Union
-
-import aiohttp
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Union, cast
 
 from ._fmt import parse_size
 from ._progress import ProgressOption
@@ -25,6 +24,7 @@ from ._rate import RateLimiter
 from ._variant import VariantChoice, parse_variant
 
 if TYPE_CHECKING:
+    import aiohttp
     from typing_extensions import Unpack
 
 __all__ = [
@@ -39,6 +39,8 @@ __all__ = [
     "check_rate",
     "most_connections",
     "client_timeout",
+    "Timeout",
+    "AnyTimeout",
     "CONNECT_TIMEOUT",
     "READ_TIMEOUT",
     "MAX_CONNECTIONS",
@@ -57,6 +59,26 @@ AUTO_MAX = 16
 HLS_SEGMENTS = 4
 
 Connections = Union[int, Literal["auto"]]
+
+
+@dataclass(frozen=True)
+class Timeout:
+    """Seconds to wait for a connection, and for each read of a body (None: no limit).
+
+    The ``timeout=`` option as vidnb keeps it: never a limit on the whole download. The
+    fields are named as ``aiohttp.ClientTimeout``'s, so one of those passed as ``timeout=`` is
+    read the same way; :func:`vidnb._http.get` gives aiohttp the equivalent when it asks.
+
+    >>> Timeout(5.0, 5.0).sock_read
+    5.0
+    """
+
+    sock_connect: float | None = CONNECT_TIMEOUT
+    sock_read: float | None = READ_TIMEOUT
+
+
+#: A checked ``timeout=``: vidnb's own, or an ``aiohttp.ClientTimeout`` given as it is.
+AnyTimeout = Union[Timeout, "aiohttp.ClientTimeout"]
 
 
 @dataclass(frozen=True)
@@ -138,7 +160,7 @@ class Options:
     overwrite: bool = False
     resume: bool = True
     retry: Retry = field(default_factory=Retry)
-    timeout: aiohttp.ClientTimeout = field(default_factory=lambda: client_timeout(None))
+    timeout: AnyTimeout = field(default_factory=Timeout)
     chunk_size: int | None = None
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     sha256: str | None = None
@@ -281,16 +303,18 @@ def check_rate(rate: object) -> int | None:
     return max(1, int(rate))
 
 
-def client_timeout(timeout: float | aiohttp.ClientTimeout | None) -> aiohttp.ClientTimeout:
-    """The ``timeout=`` option as aiohttp wants it: it bounds connecting and each read, never
-    the whole download (long videos take long)."""
-    if isinstance(timeout, aiohttp.ClientTimeout):
-        return timeout
+def client_timeout(timeout: float | aiohttp.ClientTimeout | None) -> AnyTimeout:
+    """The checked ``timeout=`` option: it bounds connecting and each read, never the whole
+    download (long videos take long). An ``aiohttp.ClientTimeout`` is kept as it is."""
     if timeout is None:
-        return aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT)
+        return Timeout()
+    # A ClientTimeout exists only once aiohttp is imported: looked up, so vidnb need not import it.
+    aio = sys.modules.get("aiohttp")
+    if aio is not None and isinstance(timeout, aio.ClientTimeout):
+        return cast("aiohttp.ClientTimeout", timeout)
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
-    return aiohttp.ClientTimeout(total=None, sock_connect=float(timeout), sock_read=float(timeout))
+    return Timeout(float(timeout), float(timeout))
 
 
 def check_connections(connections: object) -> Connections:

@@ -26,9 +26,7 @@ import os
 import time
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from . import _files
 from ._errors import ChecksumError, NotAVideoError, TooLargeError
@@ -43,6 +41,9 @@ from ._result import DownloadResult
 from ._transfer import existing_result, transfer
 from ._urls import name_beside, redact_url, safe_filename
 
+if TYPE_CHECKING:
+    from ._http import Session
+
 __all__ = ["download_page", "file_name"]
 
 log = logging.getLogger("vidnb")
@@ -56,7 +57,7 @@ _PAGE_SUFFIXES = {".html", ".htm", ".xhtml", ".php", ".asp", ".aspx", ".jsp", ".
 
 
 async def download_page(
-    url: str, folder: Path, path: Path | None, opts: Options, session: aiohttp.ClientSession, t0: float
+    url: str, folder: Path, path: Path | None, opts: Options, session: Session, t0: float
 ) -> DownloadResult:
     """Download the video the page at ``url`` shows into ``path`` (or a file named after its title)."""
     if path is not None and path.suffix.lower() in _PAGE_SUFFIXES:
@@ -106,7 +107,7 @@ def _needs_join(media: PageMedia, opts: Options) -> bool:
 
 
 async def _fetch_and_join(
-    media: PageMedia, final: Path, opts: Options, session: aiohttp.ClientSession, bar: _Combined, t0: float
+    media: PageMedia, final: Path, opts: Options, session: Session, bar: _Combined, t0: float
 ) -> DownloadResult:
     lock = _files.DestinationLock(final)
     try:
@@ -169,7 +170,7 @@ def _options_for(fmt: MediaFormat, opts: Options) -> Options:
 
 
 async def _fetch_one(
-    fmt: MediaFormat, dest: Path, fopts: Options, session: aiohttp.ClientSession, tracker: Tracker, t0: float,
+    fmt: MediaFormat, dest: Path, fopts: Options, session: Session, tracker: Tracker, t0: float,
     page_url: str,
 ) -> DownloadResult:
     """One format into the working file ``dest`` through the lifecycle."""

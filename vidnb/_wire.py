@@ -13,23 +13,32 @@ connection is closed, and the caller repeats that one request with aiohttp, whic
 on serves that host for the session: redirects, chunked bodies, proxies, TLS and
 authentication stay aiohttp's. A session's cookies are shared both ways through its jar.
 
-Errors are aiohttp's types (``ServerDisconnectedError``, ``ClientPayloadError``,
-``ServerTimeoutError``), so retries and :func:`vidnb._errors.translate` treat both paths
-alike. A refused connection is declined too, so aiohttp reports it in its own words; a
-connect timeout is raised here (``ServerTimeoutError``), not waited for twice.
+This module does not import aiohttp: a download whose answers are all served here never
+loads it (about 0.3 s of a cold ``vidnb get``). Its errors are the transport errors of
+:mod:`vidnb._errors` (``Disconnected``, ``BodyCutShort``, ``TransportTimeout``), which
+:func:`vidnb._errors.translate` names as it names aiohttp's, so retries treat both paths alike.
+A refused connection is declined too, so aiohttp reports it in its own words; a connect
+timeout is raised here, not waited for twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sys
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from http.cookies import SimpleCookie
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
-import aiohttp
 import yarl
 from multidict import CIMultiDict, CIMultiDictProxy
+
+from ._errors import BodyCutShort, Disconnected, TransportTimeout
+from ._version import USER_AGENT
+
+if TYPE_CHECKING:
+    from aiohttp.abc import AbstractCookieJar
+
+    #: The session's cookie jar; with True, made (with the aiohttp session) if not there yet.
+    JarSource = Callable[[bool], AbstractCookieJar | None]
 
 __all__ = ["Wire", "WireResponse"]
 
@@ -44,8 +53,6 @@ SPARE = 64 * 1024
 MAX_HEAD = 64 * 1024
 #: Idle connections kept per host.
 KEEP = 64
-#: What aiohttp itself sends, so a server sees the same client on both paths.
-_UA = f"Python/{sys.version_info[0]}.{sys.version_info[1]} aiohttp/{aiohttp.__version__}"
 
 
 class _Declined(Exception):
@@ -150,7 +157,7 @@ class _Conn(asyncio.BufferedProtocol):
         if self.paused or self.loop.time() < due:  # a full buffer waits on us, not on the server
             self.timer = self.loop.call_at(max(due, self.loop.time() + 0.05), self._check_timeout)
             return
-        self.error = aiohttp.ServerTimeoutError("Timeout on reading data from socket")
+        self.error = TransportTimeout(f"no bytes for {self.read_timeout:g} s")
         self.close()
         self._wake()
 
@@ -218,9 +225,7 @@ class _Content:
             if c.error is not None:
                 raise c.error
             if c.lost:
-                raise aiohttp.ClientPayloadError(
-                    f"Response payload is not completed: the connection closed {c.remaining} bytes short"
-                )
+                raise BodyCutShort(f"the connection closed {c.remaining} bytes short")
             await c.wait()
 
     async def readany(self, most: int = BUFFER) -> bytes:
@@ -273,8 +278,8 @@ class WireResponse:
 class Wire:
     """The lean path's connections for one session (see the module docstring)."""
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
-        self._jar = session.cookie_jar
+    def __init__(self, jar: JarSource) -> None:
+        self._jar = jar
         self._idle: dict[tuple[str, int], list[_Conn]] = {}
         self._declined: set[tuple[str, int]] = set()
         self.closed = False
@@ -290,7 +295,7 @@ class Wire:
         return u
 
     async def get(
-        self, u: yarl.URL, headers: Mapping[str, str], timeout: aiohttp.ClientTimeout
+        self, u: yarl.URL, headers: Mapping[str, str], connect_timeout: float | None, read_timeout: float | None
     ) -> WireResponse | None:
         """GET ``u``; None when the answer (or the connection) is aiohttp's to handle."""
         host = u.raw_host
@@ -303,16 +308,16 @@ class Wire:
             conn, reused = self._take(key), True
             if conn is None:
                 reused = False
-                conn = await self._connect(key, timeout.sock_connect)
+                conn = await self._connect(key, connect_timeout)
                 if conn is None:
                     return None
             try:
-                return await self._answer(conn, key, u, request, timeout.sock_read)
+                return await self._answer(conn, key, u, request, read_timeout)
             except _Declined:
                 conn.close()
                 self._declined.add(key)
                 return None
-            except aiohttp.ServerDisconnectedError:
+            except Disconnected:
                 conn.close()
                 if not reused:
                     raise
@@ -320,16 +325,17 @@ class Wire:
             except BaseException:
                 conn.close()
                 raise
-        raise aiohttp.ServerDisconnectedError()
+        raise Disconnected("the server closed the connection before answering")
 
     def _request(self, u: yarl.URL, key: tuple[str, int], headers: Mapping[str, str]) -> bytes | None:
         sent: CIMultiDict[str] = CIMultiDict(
-            Host=key[0] if key[1] == 80 else f"{key[0]}:{key[1]}", Accept="*/*", **{"User-Agent": _UA}
+            Host=key[0] if key[1] == 80 else f"{key[0]}:{key[1]}", Accept="*/*", **{"User-Agent": USER_AGENT}
         )
         for name, value in headers.items():
             sent[name] = value
-        if len(self._jar):
-            cookies = self._jar.filter_cookies(u)
+        jar = self._jar(False)
+        if jar is not None and len(jar):
+            cookies = jar.filter_cookies(u)
             if cookies:
                 sent["Cookie"] = "; ".join(m.OutputString(attrs=[]) for m in cookies.values())
         lines = [f"GET {u.raw_path_qs} HTTP/1.1"]
@@ -371,7 +377,7 @@ class Wire:
         if not done:
             _abandon(connecting)
             # Raised here: handing it to aiohttp would wait the whole connect timeout again.
-            raise aiohttp.ServerTimeoutError(f"Connection timeout to host http://{key[0]}:{key[1]}")
+            raise TransportTimeout(f"no connection to http://{key[0]}:{key[1]} within {connect_timeout:g} s")
         try:
             _, conn = connecting.result()
         except OSError:
@@ -392,7 +398,7 @@ class Wire:
             if conn.error is not None:
                 raise conn.error
             if conn.lost:
-                raise aiohttp.ServerDisconnectedError()
+                raise Disconnected("the server closed the connection before answering")
             await conn.wait()
         head = bytes(conn.view[:end])
         conn.start = end + 4
@@ -410,7 +416,10 @@ class Wire:
                     jar.load(value)
                 except Exception:  # noqa: BLE001 - a malformed cookie is dropped, as aiohttp does
                     continue
-            self._jar.update_cookies(jar, u)
+            # Cookies are rare on file downloads: the first one brings in aiohttp's jar (and session).
+            session_jar = self._jar(True)
+            assert session_jar is not None
+            session_jar.update_cookies(jar, u)
         size = int(length)
         if conn.n - conn.start > size:
             keep = False  # more than the body: nothing after it on this connection can be trusted
