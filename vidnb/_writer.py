@@ -39,6 +39,16 @@ class _Done:
             pass  # the loop has closed: nobody is waiting any more
 
 
+class _Close:
+    """A marker in a writer thread's queue: close the writer's descriptor once everything
+    queued before it is written (see :meth:`PartWriter.close`)."""
+
+    __slots__ = ()
+
+
+_CLOSE = _Close()
+
+
 class _WriterThread:
     """A long-lived thread that writes chunks for any number of :class:`PartWriter` objects.
 
@@ -47,7 +57,9 @@ class _WriterThread:
     """
 
     def __init__(self) -> None:
-        self.queue: queue.SimpleQueue[tuple[PartWriter, int, bytes] | tuple[PartWriter, _Done]] = queue.SimpleQueue()
+        self.queue: queue.SimpleQueue[
+            tuple[PartWriter, int, bytes] | tuple[PartWriter, _Done | _Close]
+        ] = queue.SimpleQueue()
         threading.Thread(target=self._run, name="vidnb-writer", daemon=True).start()
 
     def _run(self) -> None:
@@ -68,7 +80,11 @@ class _WriterThread:
                 if bufs:
                     run._flush(start, bufs)  # type: ignore[union-attr]
                     bufs = []
-                item[1].fire(writer._loop)
+                if isinstance(item[1], _Close):
+                    os.close(writer._fd)
+                    writer._fd = -1
+                else:
+                    item[1].fire(writer._loop)
                 continue
             offset, data = item[1], item[2]
             if bufs and (writer is not run or offset != end or len(bufs) >= 64):
@@ -157,6 +173,8 @@ class PartWriter:
         self._waiters: list[asyncio.Future[None]] = []
         # Picked at the first queued chunk: a file written inline never touches a thread.
         self._queue: queue.SimpleQueue[Any] | None = None
+        #: The writer thread closes the file (see close): nothing here may touch it again.
+        self._handed_off = False
 
     def preallocate(self, size: int) -> None:
         """Give the file its final size up front (for writes at scattered offsets).
@@ -250,17 +268,36 @@ class PartWriter:
                 pass  # the loop has closed
 
     async def close(self) -> None:
-        """Write everything queued and close the file; raise a write error if one happened."""
-        if self._fd < 0:
+        """Write everything queued and close the file; raise a write error if one happened.
+
+        Cancelled before the thread has written everything (a second Ctrl-C during cleanup,
+        say), it returns at once and the thread closes the file after the last chunk.
+        """
+        if self._fd < 0 or self._handed_off:
             return
         try:
             await self.flush()
         finally:
-            self._close_fd()
+            if self._queued == self._written:
+                self._close_fd()
+            else:
+                self._close_after_queued()
+
+    def _close_after_queued(self) -> None:
+        # Closing now would let the thread write the chunks it still holds into whichever file
+        # gets this descriptor's number next. A borrowed descriptor is duplicated first, so its
+        # owner may close theirs: the copy keeps the file (and the lock on it) open until the
+        # chunks are in.
+        if not self._own_fd:
+            self._fd = os.dup(self._fd)
+            self._own_fd = True
+        self._handed_off = True
+        self._queue.put((self, _CLOSE))  # type: ignore[union-attr]
+        self._wake()
 
     def close_now(self) -> None:
         """Blocking close for cleanup paths that cannot await (what is queued is still written)."""
-        if self._fd < 0:
+        if self._fd < 0 or self._handed_off:
             return
         if self._queued != self._written:
             done = _Done()
