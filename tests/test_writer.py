@@ -2,9 +2,9 @@
 
 A second Ctrl-C (or a cancel) can land while ``PartWriter.close`` waits for the thread to
 write what it still holds. The descriptor must then stay open until those chunks are in:
-closed at once, its number goes to the next file opened, and the chunks would be lost, or
-written into that file. The thread is held by hand here, so the chunks are still queued
-when the cancel comes.
+closed at once, the chunks are lost (the thread finds no descriptor), or, in a narrow race,
+written into the next file opened, which gets the same number. The thread is held by hand
+here, so the chunks are still queued when the cancel comes.
 """
 
 from __future__ import annotations
