@@ -165,14 +165,20 @@ async def download(
         quality=quality, variant=variant, format=format, item=item, live_duration=live_duration, remux=remux,
         max_rate=max_rate, storage_options=storage_options, tmp_dir=tmp_dir,
     )
-    return await download_with(url, dest, opts, Session(session) if session is not None else None)
+    return await download_with(url, dest, opts, session)
 
 
 async def download_with(
-    url: str, dest: PathLike | None, opts: Options, session: Session | None = None
+    url: str, dest: PathLike | None, opts: Options, session: Session | aiohttp.ClientSession | None = None
 ) -> DownloadResult:
-    """:func:`download` with options already checked (what batches and the panel call per item)."""
+    """:func:`download` with options already checked (what batches and the panel call per item).
+
+    ``session``: a batch's shared :class:`~vidnb._http.Session`, or a user's aiohttp session
+    (wrapped here, the one place that does it).
+    """
     t0 = time.monotonic()
+    if session is not None and not isinstance(session, Session):
+        session = Session(session)
     url = validate_url(url)
     target = remote_url(dest)
     if target is not None:

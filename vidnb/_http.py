@@ -89,10 +89,10 @@ class Session:
         if self.wire is not None:
             self.wire.close()
         if self._own and self.made is not None:
-            await self.made.close()
-        else:
+            await self.made.close()  # awaits its own connections, and the loop turn below with them
+        elif self.wire is not None:
             # A transport closes its socket on the loop's next turn: give it that turn, so the
-            # connections are gone when the download returns (as aiohttp's close awaits them).
+            # connections are gone when the download returns.
             await asyncio.sleep(0)
 
 

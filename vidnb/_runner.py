@@ -42,7 +42,6 @@ from . import _files
 from ._engine import PathLike, download_with
 from ._fmt import human_bytes, human_rate
 from ._handle import DownloadHandle
-from ._http import Session
 from ._options import DownloadOptions, Options, make_options
 from ._progress import ProgressEvent, ProgressReporter, State, make_reporter
 from ._result import DownloadResult
@@ -573,8 +572,7 @@ class DownloadTask(DownloadHandle):
             # a display() from the task could land under another cell.
             opener(self.name)
         self._recorder = _Recorder(reporter)
-        shared = Session(session) if session is not None else None
-        coro = download_with(url, dest, replace(opts, progress=self._recorder), shared)
+        coro = download_with(url, dest, replace(opts, progress=self._recorder), session)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
@@ -662,8 +660,7 @@ def download_sync(url: str, dest: PathLike | None = None, **options: Unpack[Down
     >>> result = vidnb.download_sync("https://example.com/clip.mp4", "clip.mp4")  # doctest: +SKIP
     """
     opts = make_options(**options)
-    session = options.get("session")
-    return run_sync(download_with(url, dest, opts, Session(session) if session is not None else None))
+    return run_sync(download_with(url, dest, opts, options.get("session")))
 
 
 def running_tasks() -> list[DownloadTask]:

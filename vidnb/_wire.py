@@ -53,6 +53,8 @@ SPARE = 64 * 1024
 MAX_HEAD = 64 * 1024
 #: Idle connections kept per host.
 KEEP = 64
+#: Why a request got no answer on a connection the server closed.
+_CLOSED = "the server closed the connection before answering"
 
 
 class _Declined(Exception):
@@ -325,7 +327,7 @@ class Wire:
             except BaseException:
                 conn.close()
                 raise
-        raise Disconnected("the server closed the connection before answering")
+        raise Disconnected(_CLOSED)
 
     def _request(self, u: yarl.URL, key: tuple[str, int], headers: Mapping[str, str]) -> bytes | None:
         sent: CIMultiDict[str] = CIMultiDict(
@@ -398,7 +400,7 @@ class Wire:
             if conn.error is not None:
                 raise conn.error
             if conn.lost:
-                raise Disconnected("the server closed the connection before answering")
+                raise Disconnected(_CLOSED)
             await conn.wait()
         head = bytes(conn.view[:end])
         conn.start = end + 4

@@ -22,7 +22,7 @@ import aiohttp
 
 from .._engine import PathLike, download_with
 from .._handle import DownloadHandle, in_loop_thread
-from .._http import Session, new_session, ssl_context
+from .._http import new_session, ssl_context
 from .._options import MAX_CONNECTIONS, Options
 from .._progress import ProgressEvent
 from .._result import DownloadResult
@@ -78,7 +78,7 @@ class Pool:
             await self._take_slot()
             try:
                 on_start()
-                return await download_with(url, dest, opts, Session(self._session()))
+                return await download_with(url, dest, opts, self._session())
             finally:
                 self._free_slot()
         finally:
